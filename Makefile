@@ -1,0 +1,22 @@
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/cli.Version=$(VERSION)
+
+.PHONY: build test conformance bench clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-runtime ./cmd/berth-runtime
+
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+conformance: build
+	../shared/conformance/runtime-tools.sh --required bin/berth-runtime
+
+bench: build
+	hack/bench/runtime.sh
+
+clean:
+	rm -rf bin

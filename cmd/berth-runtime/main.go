@@ -1,0 +1,17 @@
+// Command berth-runtime is berth's OCI runtime with runc's command line.
+package main
+
+import (
+	"os"
+
+	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/runtime"
+	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
+)
+
+func main() {
+	if runtime.IsInit() {
+		runtime.Init()
+	}
+	os.Exit(cli.RuntimeMain(os.Args[1:]))
+}

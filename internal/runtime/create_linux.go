@@ -1,0 +1,260 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Create creates container id from a bundle and leaves its process waiting
+// for Start. It returns once the container is in the created state.
+func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) error {
+	c, err := r.create(ctx, id, opts, nil)
+	if err != nil {
+		return err
+	}
+	return c.Process.Release()
+}
+
+// create does Create's work and returns init's handle; console, if not nil,
+// replaces the console socket.
+func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, console *os.File) (_ *exec.Cmd, retErr error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(opts.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %q: %w", opts.Bundle, err)
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Process == nil {
+		return nil, fmt.Errorf("config.json: field process: missing: %w", errdefs.ErrInvalidArgument)
+	}
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && console == nil {
+		return nil, fmt.Errorf("process.terminal is true but no --console-socket was given: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, ok := namespace(spec, specs.MountNamespace); !ok {
+		return nil, fmt.Errorf("config.json: field linux.namespaces: berth needs a mount namespace to build the root file system: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(r.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, stateDirMode); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	unlock, err := r.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	rec := &record{ID: id, Bundle: bundle, Created: time.Now().UTC(), Spec: spec, Owner: strconv.Itoa(os.Getuid())}
+	var cg *cgroup
+	var cmd processHandle
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if cmd.pid > 0 {
+			unix.Kill(cmd.pid, unix.SIGKILL)
+			cmd.wait()
+		}
+		if cg != nil {
+			cg.destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	cg, err = newCgroup(id, spec)
+	if err != nil {
+		return nil, err
+	}
+	rec.CgroupPaths = cg.paths()
+
+	ln, err := listenStart(filepath.Join(dir, startSock))
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+
+	if !spec.Process.Terminal {
+		console = nil
+	} else if console == nil {
+		console, err = dialConsole(opts.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer console.Close()
+	}
+	parentSync, childSync, err := socketPair("sync")
+	if err != nil {
+		return nil, err
+	}
+	defer parentSync.Close()
+
+	preserved, err := preservedFiles(opts.PreserveFDs)
+	if err != nil {
+		childSync.Close()
+		return nil, err
+	}
+	// A new cgroup namespace must be rooted at the container's cgroup, which
+	// init joins only after it is forked: init unshares it itself.
+	var namespaces []specs.LinuxNamespace
+	unshareCgroup := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.CgroupNamespace && ns.Path == "" {
+			unshareCgroup = true
+			continue
+		}
+		namespaces = append(namespaces, ns)
+	}
+	sp := &spawn{
+		namespaces: namespaces,
+		uidMaps:    spec.Linux.UIDMappings,
+		gidMaps:    spec.Linux.GIDMappings,
+		preserved:  preserved,
+		sync:       childSync,
+		listener:   ln,
+		console:    console,
+		stdin:      stdio(opts.Stdin, os.Stdin),
+		stdout:     stdio(opts.Stdout, os.Stdout),
+		stderr:     stdio(opts.Stderr, os.Stderr),
+	}
+	c, err := r.start(sp)
+	childSync.Close()
+	if err != nil {
+		return nil, fmt.Errorf("container %q: start init: %w", id, err)
+	}
+	cmd = processHandle{pid: c.Process.Pid, wait: func() { c.Wait() }}
+	// Init is reparented when this process exits; release it now so that
+	// os/exec holds no reference.
+	rec.Pid = c.Process.Pid
+	_, rec.PidStart, _ = procStat(rec.Pid)
+
+	if err := cg.apply(rec.Pid); err != nil {
+		return nil, err
+	}
+	sync := newSyncPipe(parentSync)
+	_, newUser := namespace(spec, specs.UserNamespace)
+	cfg := &initConfig{
+		Mode: modeCreate, ID: id, Bundle: bundle, Spec: spec, Process: spec.Process,
+		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs,
+		Console: console != nil, NewUserNS: newUser, UnshareCgroup: unshareCgroup,
+		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
+	}
+	if err := sync.send(cfg); err != nil {
+		return nil, fmt.Errorf("container %q: send config to init: %w", id, err)
+	}
+	if cfg.Hooks {
+		if err := sync.recv(msgHooks); err != nil {
+			return nil, initError(id, err)
+		}
+		st := r.ociState(rec)
+		st.Status = specs.StateCreating
+		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State); err != nil {
+			return nil, err
+		}
+		if err := runHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, &st.State); err != nil {
+			return nil, err
+		}
+		if err := sync.send(syncMsg{Type: msgResume}); err != nil {
+			return nil, initError(id, err)
+		}
+	}
+	if err := sync.recv(msgReady); err != nil {
+		return nil, initError(id, err)
+	}
+	if err := r.save(rec); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writePidFile(opts.PidFile, rec.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+type processHandle struct {
+	pid  int
+	wait func()
+}
+
+func initError(id string, err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("container %q: init exited during setup", id)
+	}
+	return fmt.Errorf("container %q: %w", id, err)
+}
+
+func stdio(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+// listenStart creates the socket that Start connects to. Its existence
+// marks the container as created.
+func listenStart(path string) (*os.File, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("start socket: %w", err)
+	}
+	l.SetUnlinkOnClose(false)
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start socket: %w", err)
+	}
+	return f, nil
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("console socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	return conn.(*net.UnixConn).File()
+}
+
+// preservedFiles returns the caller's fds 3..3+n-1, passed on to the
+// container's process at the same numbers.
+func preservedFiles(n int) ([]*os.File, error) {
+	files := make([]*os.File, 0, n)
+	for i := 0; i < n; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds %d: fd %d is not open: %w", n, fd, errdefs.ErrInvalidArgument)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "preserved-"+strconv.Itoa(fd)))
+	}
+	return files, nil
+}
+
+func writePidFile(path string, pid int) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
