@@ -13,7 +13,7 @@ test: build
 	$(GO) test -count=1 ./...
 
 conformance: build
-	../shared/conformance/runtime-tools.sh --required bin/berth-runtime
+	../shared/conformance/runtime-tools.sh --required $(CURDIR)/bin/berth-runtime
 
 bench: build
 	hack/bench/runtime.sh

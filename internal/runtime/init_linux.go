@@ -202,6 +202,9 @@ func setIdentity(spec *specs.Spec) error {
 // privileges, user, working directory. Seccomp is loaded here unless
 // no_new_privs lets it wait until just before exec.
 func prepareProcess(p *specs.Process, sec *specs.LinuxSeccomp, preserve int) (string, []string, error) {
+	if err := closeExtraFDs(preserve); err != nil {
+		return "", nil, err
+	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return "", nil, err
 	}
@@ -218,9 +221,6 @@ func prepareProcess(p *specs.Process, sec *specs.LinuxSeccomp, preserve int) (st
 			return "", nil, fmt.Errorf("no_new_privs: %w", err)
 		}
 	} else if err := loadSeccomp(sec); err != nil {
-		return "", nil, err
-	}
-	if err := closeExtraFDs(preserve); err != nil {
 		return "", nil, err
 	}
 	caps, err := newCapSet(p.Capabilities)
