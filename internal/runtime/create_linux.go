@@ -48,7 +48,9 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		return nil, fmt.Errorf("process.terminal is true but no --console-socket was given: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, ok := namespace(spec, specs.MountNamespace); !ok {
-		return nil, fmt.Errorf("config.json: field linux.namespaces: berth needs a mount namespace to build the root file system: %w", errdefs.ErrInvalidArgument)
+		// Mounting would change the runtime's own mount namespace, which
+		// the container shares; berth only changes its root.
+		r.logger().Warn("no mount namespace: the container shares the host's mounts; mounts, devices, masked and read-only paths are not applied", "id", id)
 	}
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)

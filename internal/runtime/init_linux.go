@@ -82,12 +82,21 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 			return fmt.Errorf("cgroup namespace: %w", err)
 		}
 	}
+	// The capability library reads /proc/self/status, which the new root
+	// may not have.
+	caps, err := newCapSet(p.Capabilities)
+	if err != nil {
+		return err
+	}
 	rfs, err := newRootfs(cfg)
 	if err != nil {
 		return err
 	}
-	if err := rfs.prepare(); err != nil {
-		return err
+	_, mountNS := namespace(spec, specs.MountNamespace)
+	if mountNS {
+		if err := rfs.prepare(); err != nil {
+			return err
+		}
 	}
 	if cfg.Hooks {
 		if err := sync.send(syncMsg{Type: msgHooks}); err != nil {
@@ -104,17 +113,23 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 			return err
 		}
 	}
-	if err := rfs.pivot(cfg.NoPivot); err != nil {
+	if mountNS {
+		if err := rfs.pivot(cfg.NoPivot); err != nil {
+			return err
+		}
+		rfs.root.Close()
+	} else if err := rfs.chroot(); err != nil {
 		return err
 	}
-	rfs.root.Close()
 	if p.Terminal {
 		if err := setupConsole(consoleSock, p.ConsoleSize); err != nil {
 			return err
 		}
 	}
-	if err := rfs.finish(); err != nil {
-		return err
+	if mountNS {
+		if err := rfs.finish(); err != nil {
+			return err
+		}
 	}
 	if err := setIdentity(spec); err != nil {
 		return err
@@ -124,7 +139,7 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 			return fmt.Errorf("session keyring: %w", err)
 		}
 	}
-	argv0, env, err := prepareProcess(p, spec.Linux.Seccomp, cfg.PreserveFDs)
+	argv0, env, err := prepareProcess(p, caps, spec.Linux.Seccomp, cfg.PreserveFDs)
 	if err != nil {
 		return err
 	}
@@ -170,7 +185,11 @@ func initExec(sync *syncPipe, cfg *initConfig, consoleSock *os.File) error {
 	if cfg.Spec != nil && cfg.Spec.Linux != nil {
 		sec = cfg.Spec.Linux.Seccomp
 	}
-	argv0, env, err := prepareProcess(p, sec, cfg.PreserveFDs)
+	caps, err := newCapSet(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	argv0, env, err := prepareProcess(p, caps, sec, cfg.PreserveFDs)
 	if err != nil {
 		return err
 	}
@@ -201,7 +220,7 @@ func setIdentity(spec *specs.Spec) error {
 // prepareProcess does everything for the process short of exec: limits,
 // privileges, user, working directory. Seccomp is loaded here unless
 // no_new_privs lets it wait until just before exec.
-func prepareProcess(p *specs.Process, sec *specs.LinuxSeccomp, preserve int) (string, []string, error) {
+func prepareProcess(p *specs.Process, caps *capSet, sec *specs.LinuxSeccomp, preserve int) (string, []string, error) {
 	if err := closeExtraFDs(preserve); err != nil {
 		return "", nil, err
 	}
@@ -221,10 +240,6 @@ func prepareProcess(p *specs.Process, sec *specs.LinuxSeccomp, preserve int) (st
 			return "", nil, fmt.Errorf("no_new_privs: %w", err)
 		}
 	} else if err := loadSeccomp(sec); err != nil {
-		return "", nil, err
-	}
-	caps, err := newCapSet(p.Capabilities)
-	if err != nil {
 		return "", nil, err
 	}
 	if err := caps.applyBounding(); err != nil {

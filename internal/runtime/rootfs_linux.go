@@ -300,6 +300,15 @@ func (r *rootfs) pivot(noPivot bool) error {
 	return unix.Chdir("/")
 }
 
+// chroot confines the process to the root without touching mounts, for a
+// container that shares the runtime's mount namespace.
+func (r *rootfs) chroot() error {
+	if err := unix.Chroot(r.path); err != nil {
+		return fmt.Errorf("chroot %s: %w", r.path, err)
+	}
+	return unix.Chdir("/")
+}
+
 // finish applies what needs the container's own view: read-only and masked
 // paths, sysctls, the read-only root and the root's propagation.
 func (r *rootfs) finish() error {
