@@ -41,11 +41,7 @@ func cgroupConfig(id string, spec *specs.Spec) (*cgroups.Cgroup, error) {
 	return c, nil
 }
 
-func newCgroup(id string, spec *specs.Spec) (*cgroup, error) {
-	cfg, err := cgroupConfig(id, spec)
-	if err != nil {
-		return nil, err
-	}
+func newCgroup(cfg *cgroups.Cgroup) (*cgroup, error) {
 	m, err := manager.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cfg.Path, err)
@@ -55,6 +51,9 @@ func newCgroup(id string, spec *specs.Spec) (*cgroup, error) {
 
 // loadCgroup reopens a container's cgroup from the paths in its record.
 func loadCgroup(rec *record) (*cgroup, error) {
+	if rec.cg != nil {
+		return rec.cg, nil
+	}
 	cfg, err := cgroupConfig(rec.ID, rec.Spec)
 	if err != nil {
 		return nil, err
@@ -63,7 +62,8 @@ func loadCgroup(rec *record) (*cgroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroup of %q: %w", rec.ID, err)
 	}
-	return &cgroup{mgr: m}, nil
+	rec.cg = &cgroup{mgr: m}
+	return rec.cg, nil
 }
 
 func (c *cgroup) paths() map[string]string { return c.mgr.GetPaths() }

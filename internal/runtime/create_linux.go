@@ -20,7 +20,7 @@ import (
 // Create creates container id from a bundle and leaves its process waiting
 // for Start. It returns once the container is in the created state.
 func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) error {
-	c, err := r.create(ctx, id, opts, nil)
+	c, _, err := r.create(ctx, id, opts, nil)
 	if err != nil {
 		return err
 	}
@@ -29,23 +29,23 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) err
 
 // create does Create's work and returns init's handle; console, if not nil,
 // replaces the console socket.
-func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, console *os.File) (_ *exec.Cmd, retErr error) {
+func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, console *os.File) (_ *exec.Cmd, _ *record, retErr error) {
 	if err := checkID(id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bundle, err := filepath.Abs(opts.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %q: %w", opts.Bundle, err)
+		return nil, nil, fmt.Errorf("bundle %q: %w", opts.Bundle, err)
 	}
 	spec, err := LoadSpec(bundle)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.Process == nil {
-		return nil, fmt.Errorf("config.json: field process: missing: %w", errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("config.json: field process: missing: %w", errdefs.ErrInvalidArgument)
 	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && console == nil {
-		return nil, fmt.Errorf("process.terminal is true but no --console-socket was given: %w", errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("process.terminal is true but no --console-socket was given: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, ok := namespace(spec, specs.MountNamespace); !ok {
 		// Mounting would change the runtime's own mount namespace, which
@@ -53,18 +53,18 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		r.logger().Warn("no mount namespace: the container shares the host's mounts; mounts, devices, masked and read-only paths are not applied", "id", id)
 	}
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
+		return nil, nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, stateDirMode); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrAlreadyExists)
+			return nil, nil, fmt.Errorf("container %q: %w", id, errdefs.ErrAlreadyExists)
 		}
-		return nil, fmt.Errorf("container %q: %w", id, err)
+		return nil, nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	unlock, err := r.lock(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unlock()
 
@@ -85,15 +85,14 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		os.RemoveAll(dir)
 	}()
 
-	cg, err = newCgroup(id, spec)
+	cgcfg, err := cgroupConfig(id, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rec.CgroupPaths = cg.paths()
 
 	ln, err := listenStart(filepath.Join(dir, startSock))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer ln.Close()
 
@@ -102,20 +101,20 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	} else if console == nil {
 		console, err = dialConsole(opts.ConsoleSocket)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer console.Close()
 	}
 	parentSync, childSync, err := socketPair("sync")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer parentSync.Close()
 
 	preserved, err := preservedFiles(opts.PreserveFDs)
 	if err != nil {
 		childSync.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	// A new cgroup namespace must be rooted at the container's cgroup, which
 	// init joins only after it is forked: init unshares it itself.
@@ -140,10 +139,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		stdout:     stdio(opts.Stdout, os.Stdout),
 		stderr:     stdio(opts.Stderr, os.Stderr),
 	}
-	c, err := r.start(sp)
+	c, err := r.spawn(sp)
 	childSync.Close()
 	if err != nil {
-		return nil, fmt.Errorf("container %q: start init: %w", id, err)
+		return nil, nil, fmt.Errorf("container %q: start init: %w", id, err)
 	}
 	cmd = processHandle{pid: c.Process.Pid, wait: func() { c.Wait() }}
 	// Init is reparented when this process exits; release it now so that
@@ -151,8 +150,15 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	rec.Pid = c.Process.Pid
 	_, rec.PidStart, _ = procStat(rec.Pid)
 
+	// The cgroup is made while init's binary loads: init reads its
+	// configuration, which follows, before it does anything else.
+	if cg, err = newCgroup(cgcfg); err != nil {
+		return nil, nil, err
+	}
+	rec.CgroupPaths = cg.paths()
+	rec.cg = cg
 	if err := cg.apply(rec.Pid); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sync := newSyncPipe(parentSync)
 	_, newUser := namespace(spec, specs.UserNamespace)
@@ -163,36 +169,36 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
 	}
 	if err := sync.send(cfg); err != nil {
-		return nil, fmt.Errorf("container %q: send config to init: %w", id, err)
+		return nil, nil, fmt.Errorf("container %q: send config to init: %w", id, err)
 	}
 	if cfg.Hooks {
 		if err := sync.recv(msgHooks); err != nil {
-			return nil, initError(id, err)
+			return nil, nil, initError(id, err)
 		}
 		st := r.ociState(rec)
 		st.Status = specs.StateCreating
 		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := runHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, &st.State); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := sync.send(syncMsg{Type: msgResume}); err != nil {
-			return nil, initError(id, err)
+			return nil, nil, initError(id, err)
 		}
 	}
 	if err := sync.recv(msgReady); err != nil {
-		return nil, initError(id, err)
+		return nil, nil, initError(id, err)
 	}
 	if err := r.save(rec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, rec.Pid); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return c, nil
+	return c, rec, nil
 }
 
 type processHandle struct {

@@ -175,11 +175,11 @@ func (r *rootfs) mountCgroup(m specs.Mount, o mountOpts) error {
 			err = unix.Mount("cgroup", procFD(sub), "cgroup", o.flags, opts)
 		} else {
 			err = unix.Mount(src, procFD(sub), "", unix.MS_BIND|unix.MS_REC, "")
+			if err == nil {
+				err = r.after(filepath.Join(m.Destination, name), o.flags, nil)
+			}
 		}
 		sub.Close()
-		if err == nil {
-			err = r.after(filepath.Join(m.Destination, name), o.flags, nil)
-		}
 		if err != nil {
 			return fmt.Errorf("cgroup %s (from %s): %w", name, src, err)
 		}

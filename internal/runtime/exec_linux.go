@@ -70,7 +70,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 		childSync.Close()
 		return -1, err
 	}
-	c, err := r.start(&spawn{
+	c, err := r.spawn(&spawn{
 		namespaces: namespaces,
 		preserved:  preserved,
 		sync:       childSync,

@@ -37,6 +37,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return r.start(ctx, rec)
+}
+
+func (r *Runtime) start(ctx context.Context, rec *record) error {
+	id := rec.ID
 	if st := r.status(rec); st != specs.StateCreated {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrConflict)
 	}
@@ -127,6 +132,11 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if err != nil {
 		return err
 	}
+	return r.remove(ctx, rec, force)
+}
+
+func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
+	id := rec.ID
 	switch st := r.status(rec); st {
 	case specs.StateStopped:
 	case specs.StateCreated:

@@ -25,20 +25,21 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOptions, detach
 		defer consoleParent.Close()
 		defer consoleChild.Close()
 	}
-	c, err := r.create(ctx, id, opts, consoleChild)
+	c, rec, err := r.create(ctx, id, opts, consoleChild)
 	if err != nil {
 		return -1, err
 	}
-	if err := r.Start(ctx, id); err != nil {
-		_ = r.Delete(ctx, id, true)
+	// This process holds no lock between create and start: like runc,
+	// another command may act on the container meanwhile.
+	if err := r.start(ctx, rec); err != nil {
+		_ = r.remove(ctx, rec, true)
 		c.Wait()
 		return -1, err
 	}
 	if detach {
 		return 0, c.Process.Release()
 	}
-	rec, err := r.load(id)
-	if err == nil && rec.Spec.Process.Terminal {
+	if rec.Spec.Process.Terminal {
 		stop, err := attachConsole(consoleParent, stdio(opts.Stdin, os.Stdin), stdio(opts.Stdout, os.Stdout))
 		if err != nil {
 			return -1, err
@@ -46,7 +47,7 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOptions, detach
 		defer stop()
 	}
 	status, err := waitForward(ctx, c)
-	if derr := r.Delete(ctx, id, true); err == nil && derr != nil {
+	if derr := r.remove(ctx, rec, true); err == nil && derr != nil {
 		err = derr
 	}
 	return status, err

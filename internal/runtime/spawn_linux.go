@@ -53,11 +53,11 @@ type spawn struct {
 	env        []string
 }
 
-// start forks and execs the runtime binary as init. Namespaces that a
+// spawn forks and execs the runtime binary as init. Namespaces that a
 // thread may join (all but mount and user) are joined on a locked OS thread
 // that then forks, so the child starts inside them; the mount and user
 // namespaces are joined by the nsenter constructor in the child.
-func (r *Runtime) start(sp *spawn) (*exec.Cmd, error) {
+func (r *Runtime) spawn(sp *spawn) (*exec.Cmd, error) {
 	exe, err := sealedSelf(r.Self)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (r *Runtime) start(sp *spawn) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
 		Args:       []string{"berth-runtime", "init"},
-		Env:        append(sp.env, envInitFDs+"="+fds),
+		Env:        append(sp.env, envInitFDs+"="+fds, "GOMAXPROCS=1"),
 		Stdin:      sp.stdin,
 		Stdout:     sp.stdout,
 		Stderr:     sp.stderr,
