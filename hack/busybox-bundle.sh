@@ -15,10 +15,10 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$dir/rootfs/etc/passwd"
 echo 'root:x:0:' > "$dir/rootfs/etc/group"
 rm -f "$dir/config.json"
 "$here/bin/berth-runtime" spec --bundle "$dir"
-args=$(printf '%s\n' "${@:-sh}" | python3 -c 'import json,sys; print(json.dumps([l.rstrip("\n") for l in sys.stdin]))')
-python3 - "$dir/config.json" "$args" <<'PY'
+[ $# -gt 0 ] || set -- sh
+python3 - "$dir/config.json" "$@" <<'PY'
 import json, sys
-path, args = sys.argv[1], json.loads(sys.argv[2])
+path, args = sys.argv[1], sys.argv[2:]
 c = json.load(open(path))
 c["process"]["terminal"] = False
 c["process"]["args"] = args

@@ -134,4 +134,3 @@ func printJSON(v any) error {
 }
 
 func runtimeSpecVersion() string { return specs.Version }
-

@@ -155,6 +155,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if cg, err = newCgroup(cgcfg); err != nil {
 		return nil, nil, err
 	}
+	if pids, _ := cg.mgr.GetAllPids(); len(pids) > 0 {
+		cg = nil // not ours to remove
+		return nil, nil, fmt.Errorf("container %q: cgroup %s already holds processes %v (another container's?): %w", id, cgcfg.Path, pids, errdefs.ErrConflict)
+	}
 	rec.CgroupPaths = cg.paths()
 	rec.cg = cg
 	if err := cg.apply(rec.Pid); err != nil {

@@ -302,4 +302,3 @@ func setupConsole(sock *os.File, size *specs.Box) error {
 	}
 	return nil
 }
-

@@ -147,7 +147,9 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 		}
 		r.signalAll(rec, unix.SIGKILL)
 	}
-	waitDead(rec, 5*time.Second)
+	// A killed init stays a zombie, still holding its cgroup, until its
+	// parent (the caller of create, or whoever adopted it) reaps it.
+	waitReaped(rec, 10*time.Second)
 	if cg, err := loadCgroup(rec); err == nil {
 		if err := cg.destroy(); err != nil {
 			return fmt.Errorf("container %q: remove cgroup: %w", id, err)
@@ -166,8 +168,9 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 	return nil
 }
 
-func waitDead(rec *record, timeout time.Duration) {
-	for deadline := time.Now().Add(timeout); rec.alive() && time.Now().Before(deadline); {
+// waitReaped waits until the init process is gone from the process table.
+func waitReaped(rec *record, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); rec.exists() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -313,6 +313,12 @@ func (r *rootfs) chroot() error {
 // paths, sysctls, the read-only root and the root's propagation.
 func (r *rootfs) finish() error {
 	l := r.spec.Linux
+	// Sysctls first: readonlyPaths usually include /proc/sys.
+	for k, v := range l.Sysctl {
+		if err := writeSysctl(k, v); err != nil {
+			return err
+		}
+	}
 	for _, p := range l.ReadonlyPaths {
 		if err := readonlyPath(p); err != nil {
 			return fmt.Errorf("linux.readonlyPaths %s: %w", p, err)
@@ -321,11 +327,6 @@ func (r *rootfs) finish() error {
 	for _, p := range l.MaskedPaths {
 		if err := maskPath(p); err != nil {
 			return fmt.Errorf("linux.maskedPaths %s: %w", p, err)
-		}
-	}
-	for k, v := range l.Sysctl {
-		if err := writeSysctl(k, v); err != nil {
-			return err
 		}
 	}
 	if r.spec.Root.Readonly {

@@ -39,7 +39,7 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 		case errors.As(err, &se):
 			return nil, fmt.Errorf("config.json: malformed JSON at byte %d: %v: %w", se.Offset, err, errdefs.ErrInvalidArgument)
 		}
-		return nil, fmt.Errorf("config.json: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("config.json: malformed JSON: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if err := validateSpec(&s); err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)

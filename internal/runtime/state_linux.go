@@ -33,8 +33,8 @@ type record struct {
 }
 
 const (
-	stateFile  = "state.json"
-	startSock  = "start.sock"
+	stateFile    = "state.json"
+	startSock    = "start.sock"
 	stateDirMode = 0o711
 )
 
@@ -71,6 +71,9 @@ func (r *Runtime) load(id string) (*record, error) {
 	var rec record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("container %q: corrupt state file: %w", id, err)
+	}
+	if rec.Spec == nil || rec.ID != id {
+		return nil, fmt.Errorf("container %q: %s is not a berth-runtime state file", id, stateFile)
 	}
 	return &rec, nil
 }
@@ -135,6 +138,16 @@ func (rec *record) alive() bool {
 	}
 	st, start, ok := procStat(rec.Pid)
 	return ok && start == rec.PidStart && st != 'Z' && st != 'X'
+}
+
+// exists reports whether the init process is still in the process table,
+// zombie or not.
+func (rec *record) exists() bool {
+	if rec.Pid <= 0 {
+		return false
+	}
+	_, start, ok := procStat(rec.Pid)
+	return ok && start == rec.PidStart
 }
 
 // status computes the container's lifecycle status.

@@ -15,18 +15,18 @@ import (
 // socket. Init is a re-execution of the runtime binary, so both sides share
 // this type.
 type initConfig struct {
-	Mode         string          `json:"mode"` // modeCreate or modeExec
-	ID           string          `json:"id"`
-	Bundle       string          `json:"bundle"`
-	Spec         *specs.Spec     `json:"spec"`
-	Process      *specs.Process  `json:"process"`
-	NoPivot      bool            `json:"noPivot,omitempty"`
-	NoNewKeyring bool            `json:"noNewKeyring,omitempty"`
-	PreserveFDs  int             `json:"preserveFds,omitempty"`
-	Console      bool            `json:"console,omitempty"`
-	Hooks        bool            `json:"hooks,omitempty"` // stop for prestart/createRuntime hooks
-	NewUserNS     bool `json:"newUserNS,omitempty"`
-	UnshareCgroup bool `json:"unshareCgroup,omitempty"`
+	Mode          string         `json:"mode"` // modeCreate or modeExec
+	ID            string         `json:"id"`
+	Bundle        string         `json:"bundle"`
+	Spec          *specs.Spec    `json:"spec"`
+	Process       *specs.Process `json:"process"`
+	NoPivot       bool           `json:"noPivot,omitempty"`
+	NoNewKeyring  bool           `json:"noNewKeyring,omitempty"`
+	PreserveFDs   int            `json:"preserveFds,omitempty"`
+	Console       bool           `json:"console,omitempty"`
+	Hooks         bool           `json:"hooks,omitempty"` // stop for prestart/createRuntime hooks
+	NewUserNS     bool           `json:"newUserNS,omitempty"`
+	UnshareCgroup bool           `json:"unshareCgroup,omitempty"`
 }
 
 const (
