@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -138,6 +139,18 @@ func (r *rootfs) mountTarget(dest string, file bool) (*os.File, error) {
 	if h, err := pathrs.OpenatInRoot(r.root, dest); err == nil {
 		return h, nil
 	}
+	// pathrs will not create directories through a dangling symlink, but
+	// images have them (/var/run -> /run): resolve the path inside the
+	// root first, lexically and confined to it, as runc does.
+	joined, err := securejoin.SecureJoin(r.path, dest)
+	if err != nil {
+		return nil, err
+	}
+	dest, err = filepath.Rel(r.path, joined)
+	if err != nil {
+		return nil, err
+	}
+	dest = "/" + dest
 	if !file {
 		return pathrs.MkdirAllHandle(r.root, dest, 0o755)
 	}

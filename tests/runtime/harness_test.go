@@ -86,6 +86,7 @@ func newEnv(t *testing.T, args ...string) *env {
 	e.spec = e.loadSpec()
 	e.spec.Process.Terminal = false
 	e.spec.Process.Args = args
+	e.spec.Root.Readonly = false
 	e.saveSpec()
 	t.Cleanup(func() {
 		out, _ := exec.Command(runtimeBin, "--root", e.root, "list", "-q").Output()
