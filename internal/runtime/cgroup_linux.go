@@ -145,6 +145,8 @@ func translateResources(res *specs.LinuxResources, spec *specs.Spec) (*cgroups.R
 	if c := res.CPU; c != nil {
 		if c.Shares != nil {
 			r.CpuShares = *c.Shares
+			// v2 has cpu.weight instead; the v1 manager ignores this.
+			r.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(*c.Shares)
 		}
 		if c.Quota != nil {
 			r.CpuQuota = *c.Quota
