@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -60,7 +59,7 @@ func (r *rootfs) createDevices() error {
 }
 
 func (r *rootfs) createDevice(d specs.LinuxDevice) error {
-	dir, err := pathrs.MkdirAllHandle(r.root, filepath.Dir(d.Path), 0o755)
+	dir, err := mkdirAllInRoot(r.root, r.path, filepath.Dir(d.Path))
 	if err != nil {
 		return err
 	}
@@ -70,17 +69,17 @@ func (r *rootfs) createDevice(d specs.LinuxDevice) error {
 		if d.Type == "p" {
 			return errors.New("fifo devices are not supported in a user namespace")
 		}
-		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+		fd, err := unix.Openat(int(dir), base, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
 		if err != nil {
 			return err
 		}
 		unix.Close(fd)
-		target, err := pathrs.OpenatInRoot(r.root, d.Path)
+		target, err := openInRoot(r.root, d.Path)
 		if err != nil {
 			return err
 		}
 		defer target.Close()
-		return unix.Mount(d.Path, procFD(target), "", unix.MS_BIND, "")
+		return unix.Mount(d.Path, target.path(), "", unix.MS_BIND, "")
 	}
 	var perm uint32 = 0o666
 	if d.FileMode != nil {
@@ -96,8 +95,8 @@ func (r *rootfs) createDevice(d specs.LinuxDevice) error {
 		kind = unix.S_IFIFO
 	}
 	// Replace whatever the image had at this path (but never follow it).
-	_ = unix.Unlinkat(int(dir.Fd()), base, 0)
-	if err := unix.Mknodat(int(dir.Fd()), base, kind|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+	_ = unix.Unlinkat(int(dir), base, 0)
+	if err := unix.Mknodat(int(dir), base, kind|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
 		return err
 	}
 	var uid, gid int
@@ -107,20 +106,20 @@ func (r *rootfs) createDevice(d specs.LinuxDevice) error {
 	if d.GID != nil {
 		gid = int(*d.GID)
 	}
-	return unix.Fchownat(int(dir.Fd()), base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	return unix.Fchownat(int(dir), base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 func (r *rootfs) symlink(target, link string) error {
-	dir, err := pathrs.MkdirAllHandle(r.root, filepath.Dir(link), 0o755)
+	dir, err := mkdirAllInRoot(r.root, r.path, filepath.Dir(link))
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
 	base := filepath.Base(link)
 	if link == "/dev/ptmx" {
-		_ = unix.Unlinkat(int(dir.Fd()), base, 0)
+		_ = unix.Unlinkat(int(dir), base, 0)
 	}
-	err = unix.Symlinkat(target, int(dir.Fd()), base)
+	err = unix.Symlinkat(target, int(dir), base)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
@@ -144,14 +143,14 @@ func (r *rootfs) mountCgroup(m specs.Mount, o mountOpts) error {
 	}
 	if path, ok := own[""]; ok && len(own) == 1 { // cgroup v2
 		if cgroupNS {
-			return unix.Mount("cgroup2", procFD(target), "cgroup2", o.flags, "")
+			return unix.Mount("cgroup2", target.path(), "cgroup2", o.flags, "")
 		}
-		if err := unix.Mount(filepath.Join("/sys/fs/cgroup", path), procFD(target), "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(filepath.Join("/sys/fs/cgroup", path), target.path(), "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
 		return r.after(m.Destination, o.flags, nil)
 	}
-	if err := unix.Mount("tmpfs", procFD(target), "tmpfs", o.flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+	if err := unix.Mount("tmpfs", target.path(), "tmpfs", o.flags&^unix.MS_RDONLY, "mode=755"); err != nil {
 		return err
 	}
 	hier, err := v1Hierarchies()
@@ -160,7 +159,7 @@ func (r *rootfs) mountCgroup(m specs.Mount, o mountOpts) error {
 	}
 	for mp, subsys := range hier {
 		name := filepath.Base(mp)
-		sub, err := pathrs.MkdirAllHandle(r.root, filepath.Join(m.Destination, name), 0o755)
+		sub, err := mkdirAllInRoot(r.root, r.path, filepath.Join(m.Destination, name))
 		if err != nil {
 			return err
 		}
@@ -172,9 +171,9 @@ func (r *rootfs) mountCgroup(m specs.Mount, o mountOpts) error {
 			if strings.HasPrefix(subsys, "name=") {
 				opts = "none," + subsys
 			}
-			err = unix.Mount("cgroup", procFD(sub), "cgroup", o.flags, opts)
+			err = unix.Mount("cgroup", sub.path(), "cgroup", o.flags, opts)
 		} else {
-			err = unix.Mount(src, procFD(sub), "", unix.MS_BIND|unix.MS_REC, "")
+			err = unix.Mount(src, sub.path(), "", unix.MS_BIND|unix.MS_REC, "")
 			if err == nil {
 				err = r.after(filepath.Join(m.Destination, name), o.flags, nil)
 			}

@@ -117,7 +117,7 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 		if err := rfs.pivot(cfg.NoPivot); err != nil {
 			return err
 		}
-		rfs.root.Close()
+		unix.Close(rfs.root)
 	} else if err := rfs.chroot(); err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +19,7 @@ import (
 // image can never redirect a mount outside the root.
 type rootfs struct {
 	path    string
-	root    *os.File // O_PATH handle of path
+	root    int // O_PATH descriptor of path
 	spec    *specs.Spec
 	bundle  string
 	newUser bool
@@ -51,7 +49,7 @@ func (r *rootfs) prepare() error {
 	if err := unix.Mount(r.path, r.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind root %s: %w", r.path, err)
 	}
-	root, err := os.OpenFile(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open root: %w", err)
 	}
@@ -71,7 +69,7 @@ func (r *rootfs) prepare() error {
 		}
 	}
 	if cwd := r.spec.Process.Cwd; cwd != "" {
-		h, err := pathrs.MkdirAllHandle(r.root, cwd, 0o755)
+		h, err := mkdirAllInRoot(r.root, r.path, cwd)
 		if err != nil {
 			return fmt.Errorf("process.cwd %s: %w", cwd, err)
 		}
@@ -134,42 +132,28 @@ func unescapeMountinfo(s string) string {
 }
 
 // mountTarget resolves dest inside the root, creating a directory (or, for
-// a file source, an empty file) there, and returns an O_PATH handle to it.
-func (r *rootfs) mountTarget(dest string, file bool) (*os.File, error) {
-	if h, err := pathrs.OpenatInRoot(r.root, dest); err == nil {
+// a file source, an empty file) there, and returns a handle to it.
+func (r *rootfs) mountTarget(dest string, file bool) (handle, error) {
+	if h, err := openInRoot(r.root, dest); err == nil {
 		return h, nil
 	}
-	// pathrs will not create directories through a dangling symlink, but
-	// images have them (/var/run -> /run): resolve the path inside the
-	// root first, lexically and confined to it, as runc does.
-	joined, err := securejoin.SecureJoin(r.path, dest)
-	if err != nil {
-		return nil, err
-	}
-	dest, err = filepath.Rel(r.path, joined)
-	if err != nil {
-		return nil, err
-	}
-	dest = "/" + dest
 	if !file {
-		return pathrs.MkdirAllHandle(r.root, dest, 0o755)
+		return mkdirAllInRoot(r.root, r.path, dest)
 	}
-	dir, err := pathrs.MkdirAllHandle(r.root, filepath.Dir(dest), 0o755)
+	dir, err := mkdirAllInRoot(r.root, r.path, filepath.Dir(dest))
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	defer dir.Close()
-	fd, err := unix.Openat(int(dir.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+	fd, err := unix.Openat(int(dir), filepath.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+	dir.Close()
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, err
+		return -1, err
 	}
 	if err == nil {
 		unix.Close(fd)
 	}
-	return pathrs.OpenatInRoot(r.root, dest)
+	return openInRoot(r.root, dest)
 }
-
-func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 func (r *rootfs) mount(m specs.Mount) error {
 	o := parseMountOptions(m.Options)
@@ -198,17 +182,17 @@ func (r *rootfs) mount(m specs.Mount) error {
 	if src == "" {
 		src = typ
 	}
-	err = unix.Mount(src, procFD(target), typ, o.flags, o.data)
+	err = unix.Mount(src, target.path(), typ, o.flags, o.data)
 	if err != nil && typ == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// sysfs cannot be mounted in a user namespace that does not own
 		// the network namespace; fall back to the host's, as runc does.
-		err = unix.Mount("/sys", procFD(target), "", unix.MS_BIND|unix.MS_REC, "")
+		err = unix.Mount("/sys", target.path(), "", unix.MS_BIND|unix.MS_REC, "")
 		if err == nil {
 			err = r.after(m.Destination, o.flags|unix.MS_BIND, nil)
 		}
 	}
 	if err != nil && typ == "mqueue" && errors.Is(err, unix.EPERM) && r.newUser {
-		err = unix.Mount("/dev/mqueue", procFD(target), "", unix.MS_BIND|unix.MS_REC, "")
+		err = unix.Mount("/dev/mqueue", target.path(), "", unix.MS_BIND|unix.MS_REC, "")
 	}
 	if err != nil {
 		return err
@@ -223,17 +207,17 @@ func (r *rootfs) after(dest string, flags uintptr, props []uintptr) error {
 	if flags == 0 && len(props) == 0 {
 		return nil
 	}
-	h, err := pathrs.OpenatInRoot(r.root, dest)
+	h, err := openInRoot(r.root, dest)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	if flags != 0 {
-		if err := remount(procFD(h), flags); err != nil {
+		if err := remount(h.path(), flags); err != nil {
 			return err
 		}
 	}
-	return setPropagation(procFD(h), props)
+	return setPropagation(h.path(), props)
 }
 
 func (r *rootfs) bindMount(m specs.Mount, o mountOpts) error {
@@ -250,7 +234,7 @@ func (r *rootfs) bindMount(m specs.Mount, o mountOpts) error {
 		return err
 	}
 	defer target.Close()
-	if err := unix.Mount(src, procFD(target), "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
+	if err := unix.Mount(src, target.path(), "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
 		return err
 	}
 	flags := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
