@@ -70,14 +70,14 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 
 	rec := &record{ID: id, Bundle: bundle, Created: time.Now().UTC(), Spec: spec, Owner: strconv.Itoa(os.Getuid())}
 	var cg *cgroup
-	var cmd processHandle
+	var c *exec.Cmd
 	defer func() {
 		if retErr == nil {
 			return
 		}
-		if cmd.pid > 0 {
-			unix.Kill(cmd.pid, unix.SIGKILL)
-			cmd.wait()
+		if c != nil && c.Process != nil {
+			c.Process.Kill()
+			c.Wait()
 		}
 		if cg != nil {
 			cg.destroy()
@@ -139,19 +139,28 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		stdout:     stdio(opts.Stdout, os.Stdout),
 		stderr:     stdio(opts.Stderr, os.Stderr),
 	}
-	c, err := r.spawn(sp)
+	c, err = r.spawn(sp)
 	childSync.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("container %q: start init: %w", id, err)
 	}
-	cmd = processHandle{pid: c.Process.Pid, wait: func() { c.Wait() }}
-	// Init is reparented when this process exits; release it now so that
-	// os/exec holds no reference.
 	rec.Pid = c.Process.Pid
 	_, rec.PidStart, _ = procStat(rec.Pid)
 
-	// The cgroup is made while init's binary loads: init reads its
-	// configuration, which follows, before it does anything else.
+	sync := newSyncPipe(parentSync)
+	_, newUser := namespace(spec, specs.UserNamespace)
+	cfg := &initConfig{
+		Mode: modeCreate, ID: id, Bundle: bundle, Spec: spec, Process: spec.Process,
+		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs,
+		Console: console != nil, NewUserNS: newUser, UnshareCgroup: unshareCgroup,
+		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
+	}
+	if err := sync.send(cfg); err != nil {
+		return nil, nil, fmt.Errorf("container %q: send config to init: %w", id, err)
+	}
+	// The cgroup is made while init's binary loads and decodes its
+	// configuration; init waits for msgCgroup before it does anything that
+	// a limit must cover.
 	if cg, err = newCgroup(cgcfg); err != nil {
 		return nil, nil, err
 	}
@@ -164,22 +173,14 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if err := cg.apply(rec.Pid); err != nil {
 		return nil, nil, err
 	}
-	sync := newSyncPipe(parentSync)
-	_, newUser := namespace(spec, specs.UserNamespace)
-	cfg := &initConfig{
-		Mode: modeCreate, ID: id, Bundle: bundle, Spec: spec, Process: spec.Process,
-		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs,
-		Console: console != nil, NewUserNS: newUser, UnshareCgroup: unshareCgroup,
-		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
-	}
-	if err := sync.send(cfg); err != nil {
-		return nil, nil, fmt.Errorf("container %q: send config to init: %w", id, err)
+	if err := sync.send(syncMsg{Type: msgCgroup}); err != nil {
+		return nil, nil, initError(id, err)
 	}
 	if cfg.Hooks {
 		if err := sync.recv(msgHooks); err != nil {
 			return nil, nil, initError(id, err)
 		}
-		st := r.ociState(rec)
+		st := r.ContainerState(rec)
 		st.Status = specs.StateCreating
 		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State); err != nil {
 			return nil, nil, err
@@ -203,11 +204,6 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		}
 	}
 	return c, rec, nil
-}
-
-type processHandle struct {
-	pid  int
-	wait func()
 }
 
 func initError(id string, err error) error {

@@ -100,8 +100,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 	if err := sync.send(&initConfig{Mode: modeExec, ID: id, Spec: &spec, Process: p, PreserveFDs: opts.PreserveFDs}); err != nil {
 		return fail(err)
 	}
-	// Init closes the socket by exec'ing (EOF) or reports an error.
-	if err := sync.recv("exec"); !errors.Is(err, io.EOF) {
+	// Init sends nothing more: it closes the socket by exec'ing (EOF), or
+	// reports an error.
+	if err := sync.recv(msgNone); !errors.Is(err, io.EOF) {
 		if err == nil {
 			err = errors.New("unexpected message from init")
 		}

@@ -76,12 +76,6 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
-	if cfg.UnshareCgroup {
-		// Only this (locked) thread moves, and exec keeps this thread's.
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("cgroup namespace: %w", err)
-		}
-	}
 	// The capability library reads /proc/self/status, which the new root
 	// may not have.
 	caps, err := newCapSet(p.Capabilities)
@@ -91,6 +85,15 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 	rfs, err := newRootfs(cfg)
 	if err != nil {
 		return err
+	}
+	if err := sync.recv(msgCgroup); err != nil {
+		return err
+	}
+	if cfg.UnshareCgroup {
+		// Only this (locked) thread moves, and exec keeps this thread's.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("cgroup namespace: %w", err)
+		}
 	}
 	_, mountNS := namespace(spec, specs.MountNamespace)
 	if mountNS {

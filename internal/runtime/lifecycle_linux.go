@@ -18,12 +18,12 @@ import (
 )
 
 // State returns the runtime-spec state of container id.
-func (r *Runtime) State(id string) (any, error) {
+func (r *Runtime) State(id string) (ContainerState, error) {
 	rec, err := r.load(id)
 	if err != nil {
-		return nil, err
+		return ContainerState{}, err
 	}
-	return r.ociState(rec), nil
+	return r.ContainerState(rec), nil
 }
 
 // Start runs the user program of a created container.
@@ -60,7 +60,7 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 		return fmt.Errorf("container %q: %s", id, m.Error)
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststart) > 0 {
-		st := r.ociState(rec)
+		st := r.ContainerState(rec)
 		if err := runHooks(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State); err != nil {
 			r.logger().Warn(err.Error())
 		}
@@ -159,7 +159,7 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 		return fmt.Errorf("container %q: remove state: %w", id, err)
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststop) > 0 {
-		st := r.ociState(rec)
+		st := r.ContainerState(rec)
 		st.Status = specs.StateStopped
 		if err := runHooks(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State); err != nil {
 			r.logger().Warn(err.Error())
@@ -176,7 +176,7 @@ func waitReaped(rec *record, timeout time.Duration) {
 }
 
 // List returns the states of all containers.
-func (r *Runtime) List() ([]ociState, error) {
+func (r *Runtime) List() ([]ContainerState, error) {
 	entries, err := os.ReadDir(r.Root)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -184,7 +184,7 @@ func (r *Runtime) List() ([]ociState, error) {
 		}
 		return nil, err
 	}
-	var out []ociState
+	var out []ContainerState
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -193,7 +193,7 @@ func (r *Runtime) List() ([]ociState, error) {
 		if err != nil {
 			continue // being created or deleted
 		}
-		out = append(out, r.ociState(rec))
+		out = append(out, r.ContainerState(rec))
 	}
 	return out, nil
 }

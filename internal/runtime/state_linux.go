@@ -170,17 +170,17 @@ func (r *Runtime) status(rec *record) specs.ContainerState {
 	return specs.StateRunning
 }
 
-// ociState is the runtime-spec state of rec (runc's `state` adds a few
-// fields; berth prints the spec's set plus created and owner like runc).
-type ociState struct {
+// ContainerState is a container's runtime-spec state plus the fields runc's
+// `state` and `list` add (rootfs, created, owner).
+type ContainerState struct {
 	specs.State
 	Rootfs  string    `json:"rootfs"`
 	Created time.Time `json:"created"`
 	Owner   string    `json:"owner"`
 }
 
-func (r *Runtime) ociState(rec *record) ociState {
-	st := ociState{
+func (r *Runtime) ContainerState(rec *record) ContainerState {
+	st := ContainerState{
 		State: specs.State{
 			Version:     specs.Version,
 			ID:          rec.ID,

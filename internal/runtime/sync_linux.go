@@ -36,10 +36,12 @@ const (
 
 // Sync message types.
 const (
+	msgCgroup = "cgroup" // runtime → init: init is in its cgroup
 	msgHooks  = "hooks"  // init → runtime: run prestart/createRuntime hooks now
 	msgResume = "resume" // runtime → init: hooks done
 	msgReady  = "ready"  // init → runtime: created, waiting for start
 	msgError  = "error"  // init → runtime: setup failed
+	msgNone   = ""       // no message is expected, only EOF
 )
 
 type syncMsg struct {
