@@ -1,14 +1,6 @@
 package cli
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-
-	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/spf13/cobra"
-)
+import "github.com/spf13/cobra"
 
 // Main runs berth's command line and returns the exit status.
 func Main(args []string) int {
@@ -25,15 +17,5 @@ func Main(args []string) int {
 	rt := newRuntimeCommand(g)
 	rt.Use = "runtime"
 	cmd.AddCommand(rt)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var se *errdefs.StatusError
-	if errors.As(err, &se) {
-		return se.Status
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "berth: "+err.Error())
-		return errdefs.ExitCode(err)
-	}
-	return 0
+	return execute(cmd, args, "berth", g)
 }

@@ -33,21 +33,26 @@ type runtimeGlobals struct {
 // process exit status.
 func RuntimeMain(args []string) int {
 	g := &runtimeGlobals{}
-	cmd := newRuntimeCommand(g)
+	return execute(newRuntimeCommand(g), args, "berth-runtime", g)
+}
+
+// execute runs cmd and turns its error into one line on stderr (and the
+// runtime's log file, where conmon looks for it) and an exit status.
+func execute(cmd *cobra.Command, args []string, name string, g *runtimeGlobals) int {
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())
 	var se *errdefs.StatusError
 	if errors.As(err, &se) {
 		return se.Status
 	}
-	if err != nil {
-		if g.log != "" && g.logger != nil {
-			g.logger.Error(err.Error())
-		}
-		fmt.Fprintln(os.Stderr, "berth-runtime: "+err.Error())
-		return errdefs.ExitCode(err)
+	if err == nil {
+		return 0
 	}
-	return 0
+	if g.log != "" && g.logger != nil {
+		g.logger.Error(err.Error())
+	}
+	fmt.Fprintln(os.Stderr, name+": "+err.Error())
+	return errdefs.ExitCode(err)
 }
 
 func defaultRuntimeRoot() string {

@@ -180,7 +180,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		if err := sync.recv(msgHooks); err != nil {
 			return nil, nil, initError(id, err)
 		}
-		st := r.ContainerState(rec)
+		st := r.stateOf(rec)
 		st.Status = specs.StateCreating
 		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State); err != nil {
 			return nil, nil, err

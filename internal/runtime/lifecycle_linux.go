@@ -23,11 +23,17 @@ func (r *Runtime) State(id string) (ContainerState, error) {
 	if err != nil {
 		return ContainerState{}, err
 	}
-	return r.ContainerState(rec), nil
+	return r.stateOf(rec), nil
 }
 
 // Start runs the user program of a created container.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	return r.locked(id, func(rec *record) error { return r.start(ctx, rec) })
+}
+
+// locked runs fn on container id's record while holding the container's
+// lock, so that concurrent commands on one container serialise.
+func (r *Runtime) locked(id string, fn func(*record) error) error {
 	unlock, err := r.lock(id)
 	if err != nil {
 		return err
@@ -37,7 +43,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return r.start(ctx, rec)
+	return fn(rec)
 }
 
 func (r *Runtime) start(ctx context.Context, rec *record) error {
@@ -60,7 +66,7 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 		return fmt.Errorf("container %q: %s", id, m.Error)
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststart) > 0 {
-		st := r.ContainerState(rec)
+		st := r.stateOf(rec)
 		if err := runHooks(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State); err != nil {
 			r.logger().Warn(err.Error())
 		}
@@ -120,19 +126,11 @@ func (r *Runtime) signalAll(rec *record, sig unix.Signal) error {
 // Delete removes a stopped (or, with force, any) container and its cgroup,
 // then runs the poststop hooks.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
-	unlock, err := r.lock(id)
-	if err != nil {
-		if force && errors.Is(err, errdefs.ErrNotFound) {
-			return nil
-		}
-		return err
+	err := r.locked(id, func(rec *record) error { return r.remove(ctx, rec, force) })
+	if force && errors.Is(err, errdefs.ErrNotFound) {
+		return nil
 	}
-	defer unlock()
-	rec, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	return r.remove(ctx, rec, force)
+	return err
 }
 
 func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
@@ -159,7 +157,7 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 		return fmt.Errorf("container %q: remove state: %w", id, err)
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststop) > 0 {
-		st := r.ContainerState(rec)
+		st := r.stateOf(rec)
 		st.Status = specs.StateStopped
 		if err := runHooks(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State); err != nil {
 			r.logger().Warn(err.Error())
@@ -193,7 +191,7 @@ func (r *Runtime) List() ([]ContainerState, error) {
 		if err != nil {
 			continue // being created or deleted
 		}
-		out = append(out, r.ContainerState(rec))
+		out = append(out, r.stateOf(rec))
 	}
 	return out, nil
 }
@@ -216,15 +214,11 @@ func (r *Runtime) Pause(id string) error  { return r.freeze(id, cgroups.Frozen) 
 func (r *Runtime) Resume(id string) error { return r.freeze(id, cgroups.Thawed) }
 
 func (r *Runtime) freeze(id string, st cgroups.FreezerState) error {
-	unlock, err := r.lock(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	rec, err := r.load(id)
-	if err != nil {
-		return err
-	}
+	return r.locked(id, func(rec *record) error { return r.freezeRec(rec, st) })
+}
+
+func (r *Runtime) freezeRec(rec *record, st cgroups.FreezerState) error {
+	id := rec.ID
 	cur := r.status(rec)
 	if st == cgroups.Frozen && cur != specs.StateRunning && cur != specs.StateCreated {
 		return fmt.Errorf("container %q is %s, not running: %w", id, cur, errdefs.ErrConflict)
@@ -241,15 +235,11 @@ func (r *Runtime) freeze(id string, st cgroups.FreezerState) error {
 
 // Update changes the resource limits of a live container and records them.
 func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
-	unlock, err := r.lock(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	rec, err := r.load(id)
-	if err != nil {
-		return err
-	}
+	return r.locked(id, func(rec *record) error { return r.update(rec, res) })
+}
+
+func (r *Runtime) update(rec *record, res *specs.LinuxResources) error {
+	id := rec.ID
 	if r.status(rec) == specs.StateStopped {
 		return fmt.Errorf("container %q is stopped: %w", id, errdefs.ErrConflict)
 	}

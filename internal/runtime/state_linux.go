@@ -179,7 +179,7 @@ type ContainerState struct {
 	Owner   string    `json:"owner"`
 }
 
-func (r *Runtime) ContainerState(rec *record) ContainerState {
+func (r *Runtime) stateOf(rec *record) ContainerState {
 	st := ContainerState{
 		State: specs.State{
 			Version:     specs.Version,
