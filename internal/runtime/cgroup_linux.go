@@ -74,10 +74,30 @@ func (c *cgroup) apply(pid int) error {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	cfg, _ := c.mgr.GetCgroups()
+	writeDeviceRules(c.mgr.Path("devices"), cfg.Resources)
 	if err := c.mgr.Set(cfg.Resources); err != nil {
 		return fmt.Errorf("cgroup limits: %w", err)
 	}
 	return nil
+}
+
+// writeDeviceRules writes a new v1 cgroup's device rules in the order they
+// are listed, as the runtime spec requires (devices.list keeps that order).
+// The library's Set, which would write them sorted, then finds the cgroup
+// already as asked and has nothing to write. Errors are left to Set.
+func writeDeviceRules(path string, r *cgroups.Resources) {
+	if path == "" || r.SkipDevices || cgroups.IsCgroup2UnifiedMode() {
+		return
+	}
+	for _, rule := range r.Devices {
+		file := "devices.deny"
+		if rule.Allow {
+			file = "devices.allow"
+		}
+		if cgroups.WriteFile(path, file, rule.CgroupString()) != nil {
+			return
+		}
+	}
 }
 
 func (c *cgroup) destroy() error { return c.mgr.Destroy() }

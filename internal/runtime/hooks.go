@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"time"
@@ -29,6 +30,22 @@ func runHooks(ctx context.Context, phase string, hooks []specs.Hook, state *spec
 		}
 	}
 	return nil
+}
+
+// runHooksWarn runs every hook of a phase whose failures the spec makes
+// warnings (poststart, poststop): a hook that fails is logged and the
+// remaining hooks still run.
+func runHooksWarn(ctx context.Context, phase string, hooks []specs.Hook, state *specs.State, log *slog.Logger) {
+	data, err := json.Marshal(state)
+	if err != nil {
+		log.Warn(fmt.Sprintf("%s hooks: %v", phase, err))
+		return
+	}
+	for i, h := range hooks {
+		if err := runHook(ctx, h, data); err != nil {
+			log.Warn(fmt.Sprintf("%s hook #%d (%s): %v", phase, i, h.Path, err))
+		}
+	}
 }
 
 func runHook(ctx context.Context, h specs.Hook, state []byte) error {

@@ -266,6 +266,9 @@ func execProcess(argv0 string, p *specs.Process, env []string, sec *specs.LinuxS
 			return err
 		}
 	}
+	if err := lowerSoftRlimits(p.Rlimits); err != nil {
+		return err
+	}
 	err := unix.Exec(argv0, p.Args, env)
 	return fmt.Errorf("exec %s: %w", argv0, err)
 }

@@ -67,9 +67,7 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststart) > 0 {
 		st := r.stateOf(rec)
-		if err := runHooks(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State); err != nil {
-			r.logger().Warn(err.Error())
-		}
+		runHooksWarn(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State, r.logger())
 	}
 	return nil
 }
@@ -159,9 +157,7 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststop) > 0 {
 		st := r.stateOf(rec)
 		st.Status = specs.StateStopped
-		if err := runHooks(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State); err != nil {
-			r.logger().Warn(err.Error())
-		}
+		runHooksWarn(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State, r.logger())
 	}
 	return nil
 }

@@ -23,10 +23,34 @@ var rlimitNames = map[string]int{
 	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
+// setRlimits sets the hard limits while init is still privileged, with the
+// soft limits at the hard ones: init has yet to allocate (libseccomp, the Go
+// heap) and a soft RLIMIT_AS or RLIMIT_DATA below its own footprint would
+// fail that. RLIMIT_NPROC gets its soft limit now, as setuid checks it.
+// lowerSoftRlimits sets the other soft limits just before exec.
 func setRlimits(limits []specs.POSIXRlimit) error {
 	for _, l := range limits {
+		cur := l.Hard
+		if l.Type == "RLIMIT_NPROC" {
+			cur = l.Soft
+		}
 		// syscall.Setrlimit (not x/sys/unix) so that the Go runtime forgets
 		// the RLIMIT_NOFILE it would otherwise restore at exec.
+		lim := &syscall.Rlimit{Cur: cur, Max: l.Hard}
+		if err := syscall.Setrlimit(rlimitNames[l.Type], lim); err != nil {
+			return fmt.Errorf("process.rlimits %s: %w", l.Type, err)
+		}
+	}
+	return nil
+}
+
+// lowerSoftRlimits lowers the soft limits that setRlimits left at the hard
+// ones; lowering a soft limit needs no privilege.
+func lowerSoftRlimits(limits []specs.POSIXRlimit) error {
+	for _, l := range limits {
+		if l.Soft == l.Hard || l.Type == "RLIMIT_NPROC" {
+			continue
+		}
 		lim := &syscall.Rlimit{Cur: l.Soft, Max: l.Hard}
 		if err := syscall.Setrlimit(rlimitNames[l.Type], lim); err != nil {
 			return fmt.Errorf("process.rlimits %s: %w", l.Type, err)
