@@ -44,6 +44,9 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if spec.Process == nil {
 		return nil, nil, fmt.Errorf("config.json: field process: missing: %w", errdefs.ErrInvalidArgument)
 	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && console == nil {
 		return nil, nil, fmt.Errorf("process.terminal is true but no --console-socket was given: %w", errdefs.ErrInvalidArgument)
 	}

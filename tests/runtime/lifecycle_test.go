@@ -144,3 +144,17 @@ func TestExec(t *testing.T) {
 		t.Fatalf("ps json: %q", pids)
 	}
 }
+
+// TestMinimalConfig runs a config with no linux section at all: no
+// namespaces, so the runtime only changes the root (and says so).
+func TestMinimalConfig(t *testing.T) {
+	e := newEnv(t, "true")
+	cfg := `{"ociVersion":"1.0.2","process":{"args":["/bin/sh","-c","echo minimal"],"cwd":"/"},"root":{"path":"rootfs"}}`
+	if err := os.WriteFile(filepath.Join(e.bundle, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.rt("run", "--bundle", e.bundle, e.id("minimal"))
+	if r.code != 0 || r.stdout != "minimal\n" || !strings.Contains(r.stderr, "no mount namespace") {
+		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
