@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,13 +225,7 @@ func stdio(f, def *os.File) *os.File {
 // listenStart creates the socket that Start connects to. Its existence
 // marks the container as created.
 func listenStart(path string) (*os.File, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("start socket: %w", err)
-	}
-	l.SetUnlinkOnClose(false)
-	f, err := l.File()
-	l.Close()
+	f, err := listenUnix(path)
 	if err != nil {
 		return nil, fmt.Errorf("start socket: %w", err)
 	}
@@ -240,12 +233,11 @@ func listenStart(path string) (*os.File, error) {
 }
 
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
+	f, err := dialUnix(path)
 	if err != nil {
-		return nil, fmt.Errorf("console socket %s: %w", path, err)
+		return nil, fmt.Errorf("--console-socket: %w", err)
 	}
-	defer conn.Close()
-	return conn.(*net.UnixConn).File()
+	return f, nil
 }
 
 // preservedFiles returns the caller's fds 3..3+n-1, passed on to the

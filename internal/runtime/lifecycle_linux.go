@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,7 +51,7 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrConflict)
 	}
 	sock := filepath.Join(r.dir(id), startSock)
-	conn, err := net.Dial("unix", sock)
+	conn, err := dialUnix(sock)
 	os.Remove(sock)
 	if err != nil {
 		return fmt.Errorf("container %q: start: %w", id, err)
