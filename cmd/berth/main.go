@@ -1,8 +1,10 @@
-// Command berth runs containers and the services built from them.
+// Command berth runs containers and the services built from them. Run as
+// berth-runtime (a link or copy under that name) it is berth's OCI runtime.
 package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -12,6 +14,9 @@ import (
 func main() {
 	if runtime.IsInit() {
 		runtime.Init()
+	}
+	if filepath.Base(os.Args[0]) == "berth-runtime" {
+		os.Exit(cli.RuntimeMain(os.Args[1:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

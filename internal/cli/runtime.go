@@ -48,7 +48,7 @@ func execute(cmd *cobra.Command, args []string, name string, g *runtimeGlobals) 
 	if err == nil {
 		return 0
 	}
-	if g.log != "" && g.logger != nil {
+	if g != nil && g.log != "" && g.logger != nil {
 		g.logger.Error(err.Error())
 	}
 	fmt.Fprintln(os.Stderr, name+": "+err.Error())

@@ -1,0 +1,394 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+)
+
+func (g *globals) store() (*image.Store, error) { return image.Open(g.root) }
+
+func newPull(g *globals) *cobra.Command {
+	var platform, certDir string
+	var tlsVerify, quiet bool
+	cmd := &cobra.Command{
+		Use:   "pull [flags] REF",
+		Short: "Fetch an image from a registry",
+		Args:  exactArg("image reference"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := image.ParseReference(args[0])
+			if err != nil {
+				return err
+			}
+			opts := image.PullOptions{RegistryOptions: image.RegistryOptions{Insecure: !tlsVerify, CertDir: certDir}}
+			if platform != "" {
+				if opts.Platform, err = image.ParsePlatform(platform); err != nil {
+					return err
+				}
+			}
+			if !quiet {
+				opts.Progress = func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
+				fmt.Fprintf(os.Stderr, "Trying to pull %s...\n", ref)
+			}
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			img, err := s.Pull(cmd.Context(), ref, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Println(img.ID.Encoded())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&platform, "platform", "", "OS/ARCH[/VARIANT] to select from a multi-platform image")
+	f.BoolVar(&tlsVerify, "tls-verify", true, "verify the registry's TLS certificate (false also allows plain HTTP)")
+	f.StringVar(&certDir, "cert-dir", "/etc/containers/certs.d", "directory of per-registry CA certificates (DIR/HOST:PORT/*.crt)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the image ID")
+	return cmd
+}
+
+func newImages(g *globals) *cobra.Command {
+	var quiet, digests, noTrunc bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "images [flags]",
+		Aliases: []string{"ls"},
+		Short:   "List images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dangling := false
+			for _, f := range filters {
+				switch f {
+				case "dangling=true":
+					dangling = true
+				case "dangling=false":
+				default:
+					return fmt.Errorf("--filter %q: only dangling=true|false is supported: %w", f, errdefs.ErrInvalidArgument)
+				}
+			}
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			imgs, err := s.List()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			if !quiet {
+				head := "REPOSITORY\tTAG\t"
+				if digests {
+					head += "DIGEST\t"
+				}
+				fmt.Fprintln(tw, head+"IMAGE ID\tCREATED\tSIZE")
+			}
+			for _, img := range imgs {
+				if dangling && len(img.Names) > 0 {
+					continue
+				}
+				id := img.ID.Encoded()
+				if !noTrunc {
+					id = id[:12]
+				}
+				if quiet {
+					fmt.Fprintln(tw, id)
+					continue
+				}
+				names := img.Names
+				if len(names) == 0 {
+					names = []string{"<none>:<none>"}
+				}
+				for _, n := range names {
+					repo, tag := splitName(n)
+					row := repo + "\t" + tag + "\t"
+					if digests {
+						row += img.Manifest.String() + "\t"
+					}
+					fmt.Fprintf(tw, "%s%s\t%s\t%s\n", row, id, ago(img.Created), humanSize(img.Size))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
+	f.BoolVar(&digests, "digests", false, "show manifest digests")
+	f.BoolVar(&noTrunc, "no-trunc", false, "show full image IDs")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true")
+	return cmd
+}
+
+func newTag(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE TARGET",
+		Short: "Give an image another name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			return s.Tag(args[0], args[1])
+		},
+	}
+}
+
+func newRmi(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rmi [-f] IMAGE...",
+		Short: "Remove images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			var firstErr error
+			for _, a := range args {
+				untagged, deleted, err := s.Remove(a, force)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "berth: "+err.Error())
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				for _, u := range untagged {
+					fmt.Println("Untagged: " + u)
+				}
+				if deleted != "" {
+					fmt.Println("Deleted: " + deleted.String())
+				}
+			}
+			if firstErr != nil {
+				return &errdefs.StatusError{Status: errdefs.ExitCode(firstErr)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the image even if it has other names")
+	return cmd
+}
+
+func newImport(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import TARBALL REF",
+		Short: "Make a one-layer image from a root file system tarball",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := image.ParseReference(args[1])
+			if err != nil {
+				return err
+			}
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			img, err := s.Import(cmd.Context(), args[0], ref, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Println(img.ID.Encoded())
+			return nil
+		},
+	}
+}
+
+func newImageCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	ls := newImages(g)
+	ls.Use, ls.Aliases = "ls", []string{"list"}
+	rm := newRmi(g)
+	rm.Use = "rm [-f] IMAGE..."
+	cmd.AddCommand(ls, rm, newPull(g), newTag(g), newImport(g), newImageInspect(g), newImagePrune(g))
+	return cmd
+}
+
+func newImagePrune(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "prune [-a]",
+		Short: "Remove images without a name (with -a, all images)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			ids, err := s.Prune(all)
+			for _, id := range ids {
+				fmt.Println(id.Encoded())
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all images, not only dangling ones")
+	return cmd
+}
+
+// inspectImage is Docker's shape of `image inspect`.
+type inspectImage struct {
+	ID           string         `json:"Id"`
+	RepoTags     []string       `json:"RepoTags"`
+	RepoDigests  []string       `json:"RepoDigests"`
+	Created      time.Time      `json:"Created"`
+	Architecture string         `json:"Architecture"`
+	Os           string         `json:"Os"`
+	Variant      string         `json:"Variant,omitempty"`
+	Size         int64          `json:"Size"`
+	Config       v1.Config      `json:"Config"`
+	RootFS       map[string]any `json:"RootFS"`
+	Digest       string         `json:"Digest"`
+}
+
+func newImageInspect(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [--format TEMPLATE] IMAGE...",
+		Short: "Show images' details as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var tmpl *template.Template
+			if format != "" {
+				var err error
+				if tmpl, err = template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format); err != nil {
+					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
+				}
+			}
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			var out []inspectImage
+			for _, a := range args {
+				img, err := s.Get(a)
+				if err != nil {
+					return err
+				}
+				raw, err := s.Config(img)
+				if err != nil {
+					return err
+				}
+				var cfg v1.ConfigFile
+				if err := json.Unmarshal(raw, &cfg); err != nil {
+					return fmt.Errorf("image %s: config: %w", img.ID, err)
+				}
+				var diffIDs []string
+				for _, l := range img.Layers {
+					diffIDs = append(diffIDs, l.DiffID.String())
+				}
+				out = append(out, inspectImage{
+					ID: img.ID.String(), RepoTags: nonNil(img.Names), RepoDigests: nonNil(img.RepoDigests),
+					Created: img.Created, Architecture: img.Arch, Os: img.OS, Variant: img.Variant,
+					Size: img.Size, Config: cfg.Config, Digest: img.Manifest.String(),
+					RootFS: map[string]any{"Type": "layers", "Layers": diffIDs},
+				})
+			}
+			if tmpl == nil {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "    ")
+				return enc.Encode(out)
+			}
+			for _, o := range out {
+				// Templates see the JSON names ({{.Id}}, {{.Config.Cmd}}), as
+				// with Docker.
+				var m map[string]any
+				data, _ := json.Marshal(o)
+				_ = json.Unmarshal(data, &m)
+				if err := tmpl.Execute(os.Stdout, m); err != nil {
+					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
+				}
+				fmt.Println()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each image, e.g. {{.Id}}")
+	return cmd
+}
+
+func toJSON(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func exactArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("%s: expects one %s, got %d arguments: %w", cmd.Name(), what, len(args), errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+}
+
+// splitName splits docker.io/library/nginx:latest into repository and tag.
+func splitName(n string) (string, string) {
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[:i], n[i+1:]
+	}
+	return n, "<none>"
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour") + " ago"
+	case d < 14*24*time.Hour:
+		return plural(int(d.Hours()/24), "day") + " ago"
+	case d < 60*24*time.Hour:
+		return plural(int(d.Hours()/24/7), "week") + " ago"
+	case d < 730*24*time.Hour:
+		return plural(int(d.Hours()/24/30), "month") + " ago"
+	}
+	return plural(int(d.Hours()/24/365), "year") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// humanSize prints bytes in decimal units, as Docker and Podman do.
+func humanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.3g %s", f, units[i])
+}

@@ -1,0 +1,164 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Image is the record of one stored image. Its ID is its config's digest,
+// as with Docker and Podman.
+type Image struct {
+	ID          digest.Digest `json:"id"`
+	Manifest    digest.Digest `json:"manifest"`
+	MediaType   string        `json:"mediaType"`
+	Layers      []Layer       `json:"layers"`
+	OS          string        `json:"os"`
+	Arch        string        `json:"architecture"`
+	Variant     string        `json:"variant,omitempty"`
+	Created     time.Time     `json:"created"`
+	Size        int64         `json:"size"` // compressed layers plus config
+	RepoDigests []string      `json:"repoDigests,omitempty"`
+	Names       []string      `json:"-"` // tags, filled from the tag index
+}
+
+// Layer is one layer of an image.
+type Layer struct {
+	Digest    digest.Digest `json:"digest"` // of the blob as stored (compressed)
+	MediaType string        `json:"mediaType"`
+	Size      int64         `json:"size"`
+	DiffID    digest.Digest `json:"diffID"`  // of the uncompressed tar
+	ChainID   digest.Digest `json:"chainID"` // the snapshot's key
+}
+
+var (
+	bucketImages = []byte("images")
+	bucketTags   = []byte("tags")
+)
+
+// index is the embedded database of image records and tags. It is opened
+// per operation, so that several berth processes can use the store: bbolt
+// holds a file lock while it is open.
+type index struct{ path string }
+
+func (x index) update(fn func(tx *bolt.Tx) error) error {
+	db, err := bolt.Open(x.path, 0o600, &bolt.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("image index %s: %w", x.path, err)
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketImages, bucketTags} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// view is update under another name: reads also open the file with
+// bbolt's exclusive lock, which keeps concurrent processes simple.
+func (x index) view(fn func(tx *bolt.Tx) error) error { return x.update(fn) }
+
+func getImage(tx *bolt.Tx, id digest.Digest) (*Image, error) {
+	data := tx.Bucket(bucketImages).Get([]byte(id))
+	if data == nil {
+		return nil, fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
+	}
+	var img Image
+	if err := json.Unmarshal(data, &img); err != nil {
+		return nil, fmt.Errorf("image %s: corrupt record: %w", id, err)
+	}
+	img.Names = tagsOf(tx, id)
+	return &img, nil
+}
+
+func putImage(tx *bolt.Tx, img *Image) error {
+	data, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketImages).Put([]byte(img.ID), data)
+}
+
+func tagsOf(tx *bolt.Tx, id digest.Digest) []string {
+	var names []string
+	tx.Bucket(bucketTags).ForEach(func(k, v []byte) error {
+		if string(v) == string(id) {
+			names = append(names, string(k))
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names
+}
+
+// resolve finds the image that s names: a tag or digest reference, a full
+// image ID (sha256:HEX or HEX) or a unique prefix of at least 4 hex digits.
+func resolve(tx *bolt.Tx, s string) (*Image, error) {
+	ref, parseErr := ParseReference(s)
+	if parseErr == nil {
+		if id := tx.Bucket(bucketTags).Get([]byte(ref.String())); id != nil {
+			return getImage(tx, digest.Digest(id))
+		}
+		if d := ref.Digest(); d != "" {
+			var found *Image
+			tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
+				img, err := getImage(tx, digest.Digest(k))
+				if err == nil && (img.Manifest.String() == d || contains(img.RepoDigests, ref.String())) {
+					found = img
+				}
+				return nil
+			})
+			if found != nil {
+				return found, nil
+			}
+		}
+	}
+	hex := strings.TrimPrefix(s, "sha256:")
+	if len(hex) >= 4 && isHex(hex) {
+		var matches []digest.Digest
+		tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+			if strings.HasPrefix(digest.Digest(k).Encoded(), hex) {
+				matches = append(matches, digest.Digest(k))
+			}
+			return nil
+		})
+		switch len(matches) {
+		case 1:
+			return getImage(tx, matches[0])
+		case 0:
+		default:
+			return nil, fmt.Errorf("image ID prefix %q matches %d images; give more digits: %w", s, len(matches), errdefs.ErrInvalidArgument)
+		}
+	}
+	if parseErr != nil && !isHex(hex) {
+		return nil, parseErr
+	}
+	return nil, fmt.Errorf("image %q: %w", s, errdefs.ErrNotFound)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

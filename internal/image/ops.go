@@ -1,0 +1,233 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"sort"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// List returns every image, newest first.
+func (s *Store) List() ([]*Image, error) {
+	var out []*Image
+	err := s.index.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+			img, err := getImage(tx, digest.Digest(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, img)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, err
+}
+
+// Get finds the image that name refers to (see resolve).
+func (s *Store) Get(name string) (*Image, error) {
+	var img *Image
+	err := s.index.view(func(tx *bolt.Tx) (err error) {
+		img, err = resolve(tx, name)
+		return err
+	})
+	return img, err
+}
+
+// Config returns the raw config blob of img.
+func (s *Store) Config(img *Image) ([]byte, error) {
+	f, err := s.blobs.open(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Tag gives the image that src names the additional name dst.
+func (s *Store) Tag(src, dst string) error {
+	ref, err := ParseReference(dst)
+	if err != nil {
+		return err
+	}
+	if ref.Tag() == "" {
+		return fmt.Errorf("tag %q: a tag cannot be a digest: %w", dst, errdefs.ErrInvalidArgument)
+	}
+	return s.index.update(func(tx *bolt.Tx) error {
+		img, err := resolve(tx, src)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTags).Put([]byte(ref.String()), []byte(img.ID))
+	})
+}
+
+// Remove untags name; when it was the image's last name, or name is an ID,
+// the image goes too (with force even if it has other names). It returns
+// what was untagged and deleted. Blobs and snapshots no image uses any more
+// are removed afterwards.
+func (s *Store) Remove(name string, force bool) (untagged []string, deleted digest.Digest, err error) {
+	err = s.index.update(func(tx *bolt.Tx) error {
+		img, err := resolve(tx, name)
+		if err != nil {
+			return err
+		}
+		tags := tx.Bucket(bucketTags)
+		byTag := false
+		if ref, err := ParseReference(name); err == nil && tags.Get([]byte(ref.String())) != nil {
+			byTag = true
+			if len(img.Names) > 1 && !force {
+				untagged = []string{ref.String()}
+				return tags.Delete([]byte(ref.String()))
+			}
+		}
+		if !byTag && len(img.Names) > 1 && !force {
+			return fmt.Errorf("image %s has several names (%v); remove them one by one or use --force: %w", img.ID.Encoded()[:12], img.Names, errdefs.ErrConflict)
+		}
+		for _, n := range img.Names {
+			if err := tags.Delete([]byte(n)); err != nil {
+				return err
+			}
+		}
+		untagged = img.Names
+		deleted = img.ID
+		return tx.Bucket(bucketImages).Delete([]byte(img.ID))
+	})
+	if err != nil || deleted == "" {
+		return untagged, deleted, err
+	}
+	return untagged, deleted, s.gc()
+}
+
+// gc removes blobs and snapshots that no image refers to. It holds the
+// store lock exclusively, so no add is between writing blobs and recording
+// its image.
+func (s *Store) gc() error {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	images, err := s.List()
+	if err != nil {
+		return err
+	}
+	usedBlobs := map[digest.Digest]bool{}
+	usedSnaps := map[digest.Digest]bool{}
+	for _, img := range images {
+		usedBlobs[img.ID], usedBlobs[img.Manifest] = true, true
+		for _, l := range img.Layers {
+			usedBlobs[l.Digest], usedSnaps[l.ChainID] = true, true
+		}
+	}
+	blobs, err := s.blobs.list()
+	if err != nil {
+		return err
+	}
+	for _, d := range blobs {
+		if !usedBlobs[d] {
+			if err := s.blobs.remove(d); err != nil {
+				return err
+			}
+		}
+	}
+	snaps, err := s.snaps.List()
+	if err != nil {
+		return err
+	}
+	// A snapshot can go only after its children: repeat until a pass
+	// removes nothing.
+	for removed := true; removed; {
+		removed = false
+		for _, id := range snaps {
+			if usedSnaps[id] || !s.snaps.Has(id) {
+				continue
+			}
+			err := s.snaps.Remove(id)
+			switch {
+			case err == nil:
+				removed = true
+			case !errors.Is(err, errdefs.ErrConflict):
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Prune removes images without a name (dangling), or with all every
+// image. It returns the IDs removed.
+func (s *Store) Prune(all bool) ([]digest.Digest, error) {
+	var removed []digest.Digest
+	err := s.index.update(func(tx *bolt.Tx) error {
+		// bbolt forbids deleting while iterating: collect, then delete.
+		tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+			if all || len(tagsOf(tx, digest.Digest(k))) == 0 {
+				removed = append(removed, digest.Digest(k))
+			}
+			return nil
+		})
+		for _, id := range removed {
+			for _, n := range tagsOf(tx, id) {
+				if err := tx.Bucket(bucketTags).Delete([]byte(n)); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bucketImages).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, s.gc()
+}
+
+// Import makes a one-layer image from a root file system tarball (plain,
+// gzip or zstd) and names it ref, like `docker import`.
+func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress Progress) (*Image, error) {
+	if _, err := os.Stat(tarPath); err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	layer, err := tarball.LayerFromFile(tarPath)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", goruntime.GOARCH
+	cfg.Created = v1.Time{Time: time.Now().UTC()}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return nil, err
+	}
+	var names []string
+	if ref.Tag() != "" {
+		names = []string{ref.String()}
+	}
+	rec, err := s.add(ctx, img, names, "", progress)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,250 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/snapshot"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// Store is berth's image store under one root directory:
+//
+//	ROOT/blobs/sha256/HEX   manifests, configs and compressed layers
+//	ROOT/snapshots/...      one unpacked overlay layer per chain ID
+//	ROOT/images.db          image records and tags (bbolt)
+type Store struct {
+	root  string
+	blobs blobStore
+	snaps *snapshot.Store
+	index index
+}
+
+// Open opens (creating if needed) the store at root.
+func Open(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", root, err)
+	}
+	snaps, err := snapshot.New(filepath.Join(root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		root:  root,
+		blobs: blobStore{root: filepath.Join(root, "blobs")},
+		snaps: snaps,
+		index: index{path: filepath.Join(root, "images.db")},
+	}, nil
+}
+
+// Snapshots is the store's snapshot store, where containers find their
+// lower directories.
+func (s *Store) Snapshots() *snapshot.Store { return s.snaps }
+
+// Progress receives one line per step of a transfer; nil is silent.
+type Progress func(format string, args ...any)
+
+// add stores img — its config, manifest and every layer unpacked into a
+// snapshot — and records it under names. The record is written last, so an
+// interrupted add leaves no visible image, and a retry reuses the blobs and
+// snapshots already complete.
+func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDigest string, progress Progress) (*Image, error) {
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image config %s: %w", cfgName, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("image layers: %w", err)
+	}
+	if len(layers) != len(cfg.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("image %s: manifest has %d layers, config %d: %w", cfgName, len(layers), len(cfg.RootFS.DiffIDs), errdefs.ErrInvalidArgument)
+	}
+	rec := &Image{
+		ID: digest.Digest(cfgName.String()), OS: cfg.OS, Arch: cfg.Architecture,
+		Variant: cfg.Variant, Created: cfg.Created.Time,
+	}
+	diffIDs := make([]digest.Digest, len(layers))
+	for i, d := range cfg.RootFS.DiffIDs {
+		diffIDs[i] = digest.Digest(d.String())
+	}
+	chain := identity.ChainIDs(append([]digest.Digest(nil), diffIDs...))
+	rec.Layers = make([]Layer, len(layers))
+	for i, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		mt, _ := l.MediaType()
+		size, _ := l.Size()
+		rec.Layers[i] = Layer{Digest: digest.Digest(d.String()), MediaType: string(mt), Size: size, DiffID: diffIDs[i], ChainID: chain[i]}
+		rec.Size += size
+	}
+
+	// Layers are fetched in parallel and unpacked in order as soon as their
+	// parent's snapshot is committed.
+	var wg sync.WaitGroup
+	errs := make([]error, len(layers))
+	committed := make([]chan struct{}, len(layers))
+	sem := make(chan struct{}, 3)
+	for i, l := range layers {
+		committed[i] = make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(committed[i])
+			sem <- struct{}{}
+			err := s.fetchLayer(l, rec.Layers[i])
+			<-sem
+			if i > 0 {
+				<-committed[i-1]
+				if errs[i-1] != nil && err == nil {
+					err = errs[i-1]
+				}
+			}
+			if err == nil {
+				err = s.unpackLayer(ctx, rec.Layers[i], parentOf(chain, i), progress)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.blobs.write(rec.ID, bytes.NewReader(rawCfg)); err != nil {
+		return nil, err
+	}
+	rec.Size += int64(len(rawCfg))
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	mt, _ := img.MediaType()
+	rec.MediaType = string(mt)
+	rec.Manifest = digest.FromBytes(rawManifest)
+	if _, err := s.blobs.write(rec.Manifest, bytes.NewReader(rawManifest)); err != nil {
+		return nil, err
+	}
+	progress("Writing manifest to image destination")
+	err = s.index.update(func(tx *bolt.Tx) error {
+		if old, err := getImage(tx, rec.ID); err == nil {
+			rec.RepoDigests = old.RepoDigests
+		}
+		if repoDigest != "" && !contains(rec.RepoDigests, repoDigest) {
+			rec.RepoDigests = append(rec.RepoDigests, repoDigest)
+		}
+		if err := putImage(tx, rec); err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := tx.Bucket(bucketTags).Put([]byte(n), []byte(rec.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec.Names = names
+	return rec, nil
+}
+
+// lock takes the store lock: shared for adding images (several pulls run
+// at once), exclusive for garbage collection.
+func (s *Store) lock(exclusive bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("image store lock: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("image store lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func parentOf(chain []digest.Digest, i int) digest.Digest {
+	if i == 0 {
+		return ""
+	}
+	return chain[i-1]
+}
+
+// fetchLayer stores layer l's compressed blob unless it is there already.
+func (s *Store) fetchLayer(l v1.Layer, meta Layer) error {
+	if s.blobs.has(meta.Digest) {
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", meta.Digest, err)
+	}
+	defer rc.Close()
+	if _, err := s.blobs.write(meta.Digest, rc); err != nil {
+		return fmt.Errorf("layer %s: %w", meta.Digest, err)
+	}
+	return nil
+}
+
+// unpackLayer makes the snapshot of a fetched layer.
+func (s *Store) unpackLayer(ctx context.Context, meta Layer, parent digest.Digest, progress Progress) error {
+	short := meta.Digest.Encoded()[:12]
+	if s.snaps.Has(meta.ChainID) {
+		progress("Copying blob %s skipped: already exists", short)
+		return nil
+	}
+	err := s.snaps.Commit(ctx, meta.ChainID, parent, func(dir string) error {
+		f, err := s.blobs.open(meta.Digest)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		diffID, _, err := ApplyLayer(ctx, dir, f)
+		if err != nil {
+			return err
+		}
+		if diffID != meta.DiffID {
+			return fmt.Errorf("uncompressed content is %s, the config says %s: %w", diffID, meta.DiffID, errdefs.ErrInvalidArgument)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", meta.Digest, err)
+	}
+	progress("Copying blob %s done", short)
+	return nil
+}
