@@ -10,13 +10,13 @@ import (
 
 func TestParseReference(t *testing.T) {
 	cases := map[string]string{
-		"nginx":                               "docker.io/library/nginx:latest",
-		"nginx:1.25":                          "docker.io/library/nginx:1.25",
-		"library/nginx":                       "docker.io/library/nginx:latest",
-		"docker.io/nginx":                     "docker.io/library/nginx:latest",
-		"user/app:v1":                         "docker.io/user/app:v1",
-		"localhost:5000/app":                  "localhost:5000/app:latest",
-		"127.0.0.1:5000/team/app:2":           "127.0.0.1:5000/team/app:2",
+		"nginx":                                "docker.io/library/nginx:latest",
+		"nginx:1.25":                           "docker.io/library/nginx:1.25",
+		"library/nginx":                        "docker.io/library/nginx:latest",
+		"docker.io/nginx":                      "docker.io/library/nginx:latest",
+		"user/app:v1":                          "docker.io/user/app:v1",
+		"localhost:5000/app":                   "localhost:5000/app:latest",
+		"127.0.0.1:5000/team/app:2":            "127.0.0.1:5000/team/app:2",
 		"quay.io/org/app@sha256:" + hex64("a"): "quay.io/org/app@sha256:" + hex64("a"),
 	}
 	for in, want := range cases {
