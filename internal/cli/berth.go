@@ -34,6 +34,7 @@ func Main(args []string) int {
 		SilenceErrors: true,
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "directory for images and containers")
-	cmd.AddCommand(newPull(g), newImages(g), newTag(g), newRmi(g), newImport(g), newImageCommand(g))
+	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
+		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g))
 	return execute(cmd, args, "berth", nil)
 }

@@ -18,8 +18,9 @@ import (
 func (g *globals) store() (*image.Store, error) { return image.Open(g.root) }
 
 func newPull(g *globals) *cobra.Command {
-	var platform, certDir string
-	var tlsVerify, quiet bool
+	var platform string
+	var quiet bool
+	var ro image.RegistryOptions
 	cmd := &cobra.Command{
 		Use:   "pull [flags] REF",
 		Short: "Fetch an image from a registry",
@@ -29,7 +30,7 @@ func newPull(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := image.PullOptions{RegistryOptions: image.RegistryOptions{Insecure: !tlsVerify, CertDir: certDir}}
+			opts := image.PullOptions{RegistryOptions: ro}
 			if platform != "" {
 				if opts.Platform, err = image.ParsePlatform(platform); err != nil {
 					return err
@@ -53,8 +54,7 @@ func newPull(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&platform, "platform", "", "OS/ARCH[/VARIANT] to select from a multi-platform image")
-	f.BoolVar(&tlsVerify, "tls-verify", true, "verify the registry's TLS certificate (false also allows plain HTTP)")
-	f.StringVar(&certDir, "cert-dir", "/etc/containers/certs.d", "directory of per-registry CA certificates (DIR/HOST:PORT/*.crt)")
+	registryFlags(cmd, &ro)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the image ID")
 	return cmd
 }
@@ -213,7 +213,8 @@ func newImageCommand(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls", []string{"list"}
 	rm := newRmi(g)
 	rm.Use = "rm [-f] IMAGE..."
-	cmd.AddCommand(ls, rm, newPull(g), newTag(g), newImport(g), newImageInspect(g), newImagePrune(g))
+	cmd.AddCommand(ls, rm, newPull(g), newPush(g), newTag(g), newImport(g), newSave(g), newLoad(g),
+		newImageInspect(g), newImagePrune(g))
 	return cmd
 }
 

@@ -151,6 +151,27 @@ func platformString(p *v1.Platform) string {
 // remoteOptions builds go-containerregistry's options: credentials, TLS
 // with the system's and the registry's extra CA certificates, retries.
 func remoteOptions(ctx context.Context, registry string, o RegistryOptions) ([]remote.Option, error) {
+	tr, err := baseTransport(registry, o)
+	if err != nil {
+		return nil, err
+	}
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(tr),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithJobs(4),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
+	}, nil
+}
+
+// baseTransport is the HTTP transport for registry: TLS with the system's
+// CA certificates and the registry's own from CertDir, or no verification
+// when Insecure.
+func baseTransport(registry string, o RegistryOptions) (*http.Transport, error) {
 	tlsCfg := &tls.Config{InsecureSkipVerify: o.Insecure}
 	if !o.Insecure {
 		pool, err := x509.SystemCertPool()
@@ -170,17 +191,7 @@ func remoteOptions(ctx context.Context, registry string, o RegistryOptions) ([]r
 	}
 	tr := remote.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithTransport(tr),
-		remote.WithAuthFromKeychain(kc),
-		remote.WithJobs(4),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}),
-	}, nil
+	return tr, nil
 }
 
 // registryError turns transport errors into one line that says what to do.
