@@ -53,7 +53,8 @@ func Login(ctx context.Context, registry, user, password string, opts RegistryOp
 	if err != nil {
 		return fmt.Errorf("login: %s: %w", config.Dir(), err)
 	}
-	if err := cf.GetCredentialsStore(registry).Store(types.AuthConfig{ServerAddress: registry, Username: user, Password: password}); err != nil {
+	key := authKey(reg)
+	if err := cf.GetCredentialsStore(key).Store(types.AuthConfig{ServerAddress: key, Username: user, Password: password}); err != nil {
 		return fmt.Errorf("login: storing credentials: %w", err)
 	}
 	return cf.Save()
@@ -61,17 +62,31 @@ func Login(ctx context.Context, registry, user, password string, opts RegistryOp
 
 // Logout forgets the credentials stored for registry.
 func Logout(registry string) error {
+	reg, err := name.NewRegistry(registry)
+	if err != nil {
+		return fmt.Errorf("registry %q: %v: %w", registry, err, errdefs.ErrInvalidArgument)
+	}
 	cf, err := config.Load(config.Dir())
 	if err != nil {
 		return fmt.Errorf("logout: %s: %w", config.Dir(), err)
 	}
-	if _, ok := cf.AuthConfigs[registry]; !ok {
+	key := authKey(reg)
+	if _, ok := cf.AuthConfigs[key]; !ok {
 		return fmt.Errorf("not logged in to %s: %w", registry, errdefs.ErrNotFound)
 	}
-	if err := cf.GetCredentialsStore(registry).Erase(registry); err != nil {
+	if err := cf.GetCredentialsStore(key).Erase(key); err != nil {
 		return fmt.Errorf("logout %s: %w", registry, err)
 	}
 	return cf.Save()
+}
+
+// authKey is the config.json key that go-containerregistry's keychain (and
+// Docker) look up for reg: Docker Hub has a legacy URL of its own.
+func authKey(reg name.Registry) string {
+	if reg.RegistryStr() == name.DefaultRegistry {
+		return authn.DefaultAuthKey
+	}
+	return reg.RegistryStr()
 }
 
 func loginError(registry string, err error) error {

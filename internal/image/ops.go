@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"time"
@@ -135,6 +136,12 @@ func (s *Store) gc() error {
 	blobs, err := s.blobs.list()
 	if err != nil {
 		return err
+	}
+	// Partial blobs of killed transfers (.tmp-*): no writer is running, as
+	// writers hold the store lock shared.
+	tmps, _ := filepath.Glob(filepath.Join(s.blobs.root, "*", ".tmp-*"))
+	for _, t := range tmps {
+		os.Remove(t)
 	}
 	for _, d := range blobs {
 		if !usedBlobs[d] {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -209,10 +210,12 @@ func registryError(ref Reference, err error) error {
 	if errors.As(err, &ce) || strings.Contains(err.Error(), "x509:") {
 		return fmt.Errorf("registry %s: TLS certificate not trusted (%v); add its CA under the cert directory or use --tls-verify=false: %w", ref.Registry(), firstLine(err), errdefs.ErrUnavailable)
 	}
-	if errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrPermission) {
-		return err
+	var ne net.Error
+	var oe *net.OpError
+	if te != nil || errors.As(err, &ne) || errors.As(err, &oe) {
+		return fmt.Errorf("registry %s: %v: %w", ref.Registry(), firstLine(err), errdefs.ErrUnavailable)
 	}
-	return fmt.Errorf("registry %s: %v: %w", ref.Registry(), firstLine(err), errdefs.ErrUnavailable)
+	return err // the store's own error, already classified
 }
 
 func firstLine(err error) string {

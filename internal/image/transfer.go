@@ -56,7 +56,12 @@ func (s *Store) Save(w io.Writer, names []string, format string) error {
 	refs := map[name.Reference]v1.Image{}
 	var images []v1.Image
 	var tags []string
+	seen := map[string]bool{}
 	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
 		img, err := s.Get(n)
 		if err != nil {
 			return err
@@ -182,7 +187,13 @@ func (s *Store) loadOCI(ctx context.Context, path string, progress Progress) ([]
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
 		var names []string
-		if n := d.Annotations["org.opencontainers.image.ref.name"]; n != "" {
+		n := d.Annotations["org.opencontainers.image.ref.name"]
+		if !strings.ContainsAny(n, "/:") {
+			// Often only a tag (skopeo writes "latest"); containerd keeps
+			// the full name in its own annotation.
+			n = d.Annotations["io.containerd.image.name"]
+		}
+		if n != "" {
 			r, err := ParseReference(n)
 			if err != nil {
 				return nil, fmt.Errorf("load %s: %w", path, err)

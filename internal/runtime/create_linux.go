@@ -73,8 +73,9 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	rec := &record{ID: id, Bundle: bundle, Created: time.Now().UTC(), Spec: spec, Owner: strconv.Itoa(os.Getuid())}
 	var cg *cgroup
 	var c *exec.Cmd
+	done := false
 	defer func() {
-		if retErr == nil {
+		if done {
 			return
 		}
 		if c != nil && c.Process != nil {
@@ -205,6 +206,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 			return nil, nil, err
 		}
 	}
+	done = true
 	return c, rec, nil
 }
 
@@ -243,6 +245,9 @@ func dialConsole(path string) (*os.File, error) {
 // preservedFiles returns the caller's fds 3..3+n-1, passed on to the
 // container's process at the same numbers.
 func preservedFiles(n int) ([]*os.File, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("--preserve-fds %d: must not be negative: %w", n, errdefs.ErrInvalidArgument)
+	}
 	files := make([]*os.File, 0, n)
 	for i := 0; i < n; i++ {
 		fd := 3 + i

@@ -42,6 +42,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 	if p.Cwd == "" {
 		p.Cwd = "/"
 	}
+	if err := ValidateProcess(p); err != nil {
+		return -1, fmt.Errorf("exec: %w", err)
+	}
 	var console, consoleParent *os.File
 	if p.Terminal {
 		if opts.ConsoleSocket != "" {
@@ -52,6 +55,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 			return -1, fmt.Errorf("exec: --tty with --detach needs --console-socket: %w", errdefs.ErrInvalidArgument)
 		} else if consoleParent, console, err = socketPair("console"); err != nil {
 			return -1, err
+		} else {
+			defer consoleParent.Close()
 		}
 		defer console.Close()
 	}
@@ -97,7 +102,13 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 	}
 	sync := newSyncPipe(parentSync)
 	spec := *rec.Spec
-	if err := sync.send(&initConfig{Mode: modeExec, ID: id, Spec: &spec, Process: p, PreserveFDs: opts.PreserveFDs}); err != nil {
+	cfg := &initConfig{Mode: modeExec, ID: id, Spec: &spec, Process: p, PreserveFDs: opts.PreserveFDs}
+	if _, ok := namespace(rec.Spec, specs.MountNamespace); !ok {
+		// The container shares the host's mounts and is only chrooted;
+		// the new process must be too.
+		cfg.Root = "/proc/" + strconv.Itoa(rec.Pid) + "/root"
+	}
+	if err := sync.send(cfg); err != nil {
 		return fail(err)
 	}
 	// Init sends nothing more: it closes the socket by exec'ing (EOF), or

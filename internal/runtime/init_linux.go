@@ -176,6 +176,11 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 // initExec prepares a process inside a running container and execs it.
 func initExec(sync *syncPipe, cfg *initConfig, consoleSock *os.File) error {
 	p := cfg.Process
+	if cfg.Root != "" {
+		if err := unix.Chroot(cfg.Root); err != nil {
+			return fmt.Errorf("chroot into the container: %w", err)
+		}
+	}
 	if p.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)

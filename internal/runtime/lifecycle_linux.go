@@ -94,6 +94,9 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 func (r *Runtime) signalAll(rec *record, sig unix.Signal) error {
 	cg, err := loadCgroup(rec)
 	if err != nil {
+		if rec.alive() {
+			_ = unix.Kill(rec.Pid, sig)
+		}
 		return err
 	}
 	pids, err := cg.mgr.GetAllPids()
@@ -124,10 +127,26 @@ func (r *Runtime) signalAll(rec *record, sig unix.Signal) error {
 // then runs the poststop hooks.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	err := r.locked(id, func(rec *record) error { return r.remove(ctx, rec, force) })
-	if force && errors.Is(err, errdefs.ErrNotFound) {
-		return nil
+	if errors.Is(err, errdefs.ErrNotFound) {
+		if r.removeStale(id) || force {
+			return nil
+		}
 	}
 	return err
+}
+
+// removeStale removes the state directory of id if it has no state file:
+// what a create killed before it finished leaves behind.
+func (r *Runtime) removeStale(id string) bool {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(r.dir(id), stateFile)); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	return os.RemoveAll(r.dir(id)) == nil
 }
 
 func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {

@@ -36,8 +36,12 @@ func setRlimits(limits []specs.POSIXRlimit) error {
 		}
 		// syscall.Setrlimit (not x/sys/unix) so that the Go runtime forgets
 		// the RLIMIT_NOFILE it would otherwise restore at exec.
+		res, ok := rlimitNames[l.Type]
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown rlimit %q", l.Type)
+		}
 		lim := &syscall.Rlimit{Cur: cur, Max: l.Hard}
-		if err := syscall.Setrlimit(rlimitNames[l.Type], lim); err != nil {
+		if err := syscall.Setrlimit(res, lim); err != nil {
 			return fmt.Errorf("process.rlimits %s: %w", l.Type, err)
 		}
 	}

@@ -67,19 +67,8 @@ func validateSpec(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
 		return invalid("root.path", "missing")
 	}
-	if p := s.Process; p != nil {
-		if len(p.Args) == 0 && p.CommandLine == "" {
-			return invalid("process.args", "empty; it must name the program to run")
-		}
-		if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
-			return invalid("process.cwd", "%q is not an absolute path", p.Cwd)
-		}
-		for i, e := range p.Env {
-			if !strings.Contains(e, "=") {
-				return invalid(fmt.Sprintf("process.env[%d]", i), "%q is not KEY=VALUE", e)
-			}
-		}
-		if err := validateProcessPlatform(p); err != nil {
+	if s.Process != nil {
+		if err := ValidateProcess(s.Process); err != nil {
 			return err
 		}
 	}
@@ -129,12 +118,62 @@ func validateSpec(s *specs.Spec) error {
 			return invalid(fmt.Sprintf("linux.readonlyPaths[%d]", i), "%q is not an absolute path", p)
 		}
 	}
+	for key := range s.Linux.Sysctl {
+		if err := checkSysctl(key, seen); err != nil {
+			return err
+		}
+	}
 	switch s.Linux.RootfsPropagation {
 	case "", "shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable":
 	default:
 		return invalid("linux.rootfsPropagation", "unknown propagation %q", s.Linux.RootfsPropagation)
 	}
 	return nil
+}
+
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// checkSysctl allows only sysctls that belong to a namespace the container
+// has of its own: any other would change the host (kernel.core_pattern is a
+// classic way out of a container).
+func checkSysctl(key string, ns map[specs.LinuxNamespaceType]bool) error {
+	field := "linux.sysctl." + key
+	k := strings.ReplaceAll(key, "/", ".")
+	var need specs.LinuxNamespaceType
+	switch {
+	case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+		need = specs.IPCNamespace
+	case strings.HasPrefix(k, "net."):
+		need = specs.NetworkNamespace
+	case k == "kernel.hostname" || k == "kernel.domainname":
+		need = specs.UTSNamespace
+	default:
+		return invalid(field, "not in a kernel namespace the container owns; it would change the host")
+	}
+	if !ns[need] {
+		return invalid(field, "needs a %s namespace in linux.namespaces", need)
+	}
+	return nil
+}
+
+// ValidateProcess checks a process definition (config.json's process, or
+// exec's --process file). Errors name the field.
+func ValidateProcess(p *specs.Process) error {
+	if len(p.Args) == 0 {
+		return invalid("process.args", "empty; it must name the program to run")
+	}
+	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+		return invalid("process.cwd", "%q is not an absolute path", p.Cwd)
+	}
+	for i, e := range p.Env {
+		if !strings.Contains(e, "=") {
+			return invalid(fmt.Sprintf("process.env[%d]", i), "%q is not KEY=VALUE", e)
+		}
+	}
+	return validateProcessPlatform(p)
 }
 
 // namespace returns the spec's entry for typ, if any.

@@ -82,3 +82,17 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestSysctlsMustBeNamespaced(t *testing.T) {
+	base := `{"ociVersion":"1.0.2","root":{"path":"r"},"linux":{"namespaces":[{"type":"network"},{"type":"ipc"}],"sysctl":{%s}}}`
+	for _, ok := range []string{`"net.ipv4.ip_forward":"1"`, `"kernel.shmmax":"1"`, `"fs.mqueue.msg_max":"10"`, `"net/ipv4/ping_group_range":"0 0"`} {
+		if _, err := ParseSpec([]byte(strings.Replace(base, "%s", ok, 1))); err != nil {
+			t.Errorf("%s rejected: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{`"kernel.core_pattern":"|/x"`, `"vm.overcommit_memory":"1"`, `"kernel.hostname":"x"`} {
+		if _, err := ParseSpec([]byte(strings.Replace(base, "%s", bad, 1))); err == nil || !strings.Contains(err.Error(), "linux.sysctl.") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -27,6 +27,7 @@ type initConfig struct {
 	Hooks         bool           `json:"hooks,omitempty"` // stop for prestart/createRuntime hooks
 	NewUserNS     bool           `json:"newUserNS,omitempty"`
 	UnshareCgroup bool           `json:"unshareCgroup,omitempty"`
+	Root          string         `json:"root,omitempty"` // exec: chroot here first
 }
 
 const (

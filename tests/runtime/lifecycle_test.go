@@ -158,3 +158,32 @@ func TestMinimalConfig(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestBadInputLeavesNothing: bad flags and process files get one line, and
+// a state directory a killed create left behind can be deleted.
+func TestBadInputLeavesNothing(t *testing.T) {
+	e := newEnv(t, "sleep", "30")
+	id := e.id("bad")
+	if r := e.rt("create", "--preserve-fds", "-1", "--bundle", e.bundle, id); r.code == 0 || strings.Contains(r.stderr, "panic") || !strings.Contains(r.stderr, "--preserve-fds") {
+		t.Fatalf("negative --preserve-fds: exit %d %q", r.code, r.stderr)
+	}
+	if out := e.must("list", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("left behind: %q", out)
+	}
+	e.must("run", "--detach", "--bundle", e.bundle, id)
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"args":["true"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFIEL","hard":7,"soft":7}]}`), 0o644)
+	if r := e.rt("exec", "--process", proc, id); r.code == 0 || !strings.Contains(r.stderr, "RLIMIT_NOFIEL") {
+		t.Fatalf("exec with a bad rlimit: exit %d %q", r.code, r.stderr)
+	}
+	e.must("delete", "--force", id)
+	// A create killed before it wrote its state leaves only a directory.
+	stale := e.id("stale")
+	if err := os.MkdirAll(filepath.Join(e.root, stale), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	e.must("delete", stale)
+	if _, err := os.Stat(filepath.Join(e.root, stale)); !os.IsNotExist(err) {
+		t.Fatalf("stale state directory left: %v", err)
+	}
+}
