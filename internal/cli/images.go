@@ -36,17 +36,28 @@ func newPull(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			if !quiet {
-				opts.Progress = func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-				fmt.Fprintf(os.Stderr, "Trying to pull %s...\n", ref)
-			}
 			s, err := g.store()
 			if err != nil {
 				return err
 			}
+			// On a terminal a line per layer with bytes and rate; otherwise
+			// one quiet line when done.
+			start := time.Now()
+			var bars *pullProgress
+			if !quiet && isTerminal(os.Stderr) {
+				fmt.Fprintf(os.Stderr, "Trying to pull %s...\n", ref)
+				bars = newPullProgress(os.Stderr)
+				opts.Progress = bars.progress()
+			}
 			img, err := s.Pull(cmd.Context(), ref, opts)
+			if bars != nil {
+				bars.close()
+			}
 			if err != nil {
 				return err
+			}
+			if !quiet {
+				fmt.Fprintf(os.Stderr, "Pulled %s (%d layers, %s) in %.1fs\n", ref, len(img.Layers), humanSize(img.Size), time.Since(start).Seconds())
 			}
 			fmt.Println(img.ID.Encoded())
 			return nil

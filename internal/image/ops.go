@@ -206,7 +206,7 @@ func (s *Store) Prune(all bool) ([]digest.Digest, error) {
 
 // Import makes a one-layer image from a root file system tarball (plain,
 // gzip or zstd) and names it ref, like `docker import`.
-func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress Progress) (*Image, error) {
+func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress *Progress) (*Image, error) {
 	if _, err := os.Stat(tarPath); err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}

@@ -39,7 +39,7 @@ type PullOptions struct {
 	RegistryOptions
 	// Platform selects from a multi-platform index; nil means the host's.
 	Platform *v1.Platform
-	Progress Progress
+	Progress *Progress
 }
 
 // HostPlatform is the platform of this machine.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,17 +51,44 @@ func Open(root string) (*Store, error) {
 // lower directories.
 func (s *Store) Snapshots() *snapshot.Store { return s.snaps }
 
-// Progress receives one line per step of a transfer; nil is silent.
-type Progress func(format string, args ...any)
+// Progress hears how a transfer goes; a nil *Progress or nil field hears
+// nothing.
+type Progress struct {
+	// Step receives one line per finished step.
+	Step func(format string, args ...any)
+	// Bytes receives how much of a layer's blob has been fetched.
+	Bytes func(layer digest.Digest, done, total int64)
+}
+
+func (p *Progress) step(format string, args ...any) {
+	if p != nil && p.Step != nil {
+		p.Step(format, args...)
+	}
+}
+
+// counter reports the bytes read through it to a Progress.
+type counter struct {
+	r     io.Reader
+	p     *Progress
+	layer digest.Digest
+	done  int64
+	total int64
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.done += int64(n)
+	if c.p != nil && c.p.Bytes != nil {
+		c.p.Bytes(c.layer, c.done, c.total)
+	}
+	return n, err
+}
 
 // add stores img — its config, manifest and every layer unpacked into a
 // snapshot — and records it under names. The record is written last, so an
 // interrupted add leaves no visible image, and a retry reuses the blobs and
 // snapshots already complete.
-func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDigest string, progress Progress) (*Image, error) {
-	if progress == nil {
-		progress = func(string, ...any) {}
-	}
+func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDigest string, progress *Progress) (*Image, error) {
 	unlock, err := s.lock(false)
 	if err != nil {
 		return nil, err
@@ -115,7 +143,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			defer wg.Done()
 			defer close(committed[i])
 			sem <- struct{}{}
-			err := s.fetchLayer(l, rec.Layers[i])
+			err := s.fetchLayer(l, rec.Layers[i], progress)
 			<-sem
 			if i > 0 {
 				<-committed[i-1]
@@ -154,7 +182,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 	if _, err := s.blobs.write(rec.Manifest, bytes.NewReader(rawManifest)); err != nil {
 		return nil, err
 	}
-	progress("Writing manifest to image destination")
+	progress.step("Writing manifest to image destination")
 	err = s.index.update(func(tx *bolt.Tx) error {
 		if old, err := getImage(tx, rec.ID); err == nil {
 			rec.RepoDigests = old.RepoDigests
@@ -205,8 +233,11 @@ func parentOf(chain []digest.Digest, i int) digest.Digest {
 }
 
 // fetchLayer stores layer l's compressed blob unless it is there already.
-func (s *Store) fetchLayer(l v1.Layer, meta Layer) error {
+func (s *Store) fetchLayer(l v1.Layer, meta Layer, progress *Progress) error {
 	if s.blobs.has(meta.Digest) {
+		if progress != nil && progress.Bytes != nil {
+			progress.Bytes(meta.Digest, meta.Size, meta.Size)
+		}
 		return nil
 	}
 	rc, err := l.Compressed()
@@ -214,17 +245,18 @@ func (s *Store) fetchLayer(l v1.Layer, meta Layer) error {
 		return fmt.Errorf("layer %s: %w", meta.Digest, err)
 	}
 	defer rc.Close()
-	if _, err := s.blobs.write(meta.Digest, rc); err != nil {
+	r := &counter{r: rc, p: progress, layer: meta.Digest, total: meta.Size}
+	if _, err := s.blobs.write(meta.Digest, r); err != nil {
 		return fmt.Errorf("layer %s: %w", meta.Digest, err)
 	}
 	return nil
 }
 
 // unpackLayer makes the snapshot of a fetched layer.
-func (s *Store) unpackLayer(ctx context.Context, meta Layer, parent digest.Digest, progress Progress) error {
+func (s *Store) unpackLayer(ctx context.Context, meta Layer, parent digest.Digest, progress *Progress) error {
 	short := meta.Digest.Encoded()[:12]
 	if s.snaps.Has(meta.ChainID) {
-		progress("Copying blob %s skipped: already exists", short)
+		progress.step("Copying blob %s skipped: already exists", short)
 		return nil
 	}
 	err := s.snaps.Commit(ctx, meta.ChainID, parent, func(dir string) error {
@@ -245,6 +277,6 @@ func (s *Store) unpackLayer(ctx context.Context, meta Layer, parent digest.Diges
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", meta.Digest, err)
 	}
-	progress("Copying blob %s done", short)
+	progress.step("Copying blob %s done", short)
 	return nil
 }

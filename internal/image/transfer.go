@@ -117,7 +117,7 @@ func (s *Store) Save(w io.Writer, names []string, format string) error {
 
 // Load reads a docker-archive or oci-archive from path into the store and
 // returns the images it held.
-func (s *Store) Load(ctx context.Context, path string, progress Progress) ([]*Image, error) {
+func (s *Store) Load(ctx context.Context, path string, progress *Progress) ([]*Image, error) {
 	isOCI, err := archiveHas(path, "oci-layout")
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
@@ -163,7 +163,7 @@ func (s *Store) Load(ctx context.Context, path string, progress Progress) ([]*Im
 	return out, nil
 }
 
-func (s *Store) loadOCI(ctx context.Context, path string, progress Progress) ([]*Image, error) {
+func (s *Store) loadOCI(ctx context.Context, path string, progress *Progress) ([]*Image, error) {
 	dir, err := os.MkdirTemp("", "berth-oci-")
 	if err != nil {
 		return nil, err
