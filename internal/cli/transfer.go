@@ -15,7 +15,16 @@ import (
 func registryFlags(cmd *cobra.Command, o *image.RegistryOptions) {
 	tlsVerify := cmd.Flags().Bool("tls-verify", true, "verify the registry's TLS certificate (false also allows plain HTTP)")
 	cmd.Flags().StringVar(&o.CertDir, "cert-dir", "/etc/containers/certs.d", "directory of per-registry CA certificates (DIR/HOST:PORT/*.crt)")
-	cmd.PreRun = func(*cobra.Command, []string) { o.Insecure = !*tlsVerify }
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		o.Insecure = !*tlsVerify
+		conf := os.Getenv("CONTAINERS_REGISTRIES_CONF")
+		if conf == "" {
+			conf = image.DefaultRegistriesConf
+		}
+		var err error
+		o.InsecureRegistries, err = image.LoadInsecureRegistries(conf)
+		return err
+	}
 }
 
 func newPush(g *globals) *cobra.Command {

@@ -21,6 +21,7 @@ func Login(ctx context.Context, registry, user, password string, opts RegistryOp
 		return fmt.Errorf("login %s: a username and a password are needed: %w", registry, errdefs.ErrInvalidArgument)
 	}
 	regOpts := []name.Option{}
+	opts.Insecure = opts.insecureFor(registry)
 	if opts.Insecure {
 		regOpts = append(regOpts, name.Insecure)
 	}

@@ -29,6 +29,9 @@ type RegistryOptions struct {
 	// CertDir holds per-registry CA certificates, as Docker's
 	// /etc/docker/certs.d: CERTDIR/HOST[:PORT]/*.crt.
 	CertDir string
+	// InsecureRegistries are treated as if Insecure were set for them
+	// (see LoadInsecureRegistries).
+	InsecureRegistries []string
 	// Keychain finds credentials; nil means Docker's config.json
 	// (~/.docker/config.json or $DOCKER_CONFIG), which `berth login` writes.
 	Keychain authn.Keychain
@@ -70,6 +73,7 @@ func (s *Store) Pull(ctx context.Context, ref Reference, opts PullOptions) (*Ima
 	if platform == nil {
 		platform = HostPlatform()
 	}
+	opts.Insecure = opts.insecureFor(ref.Registry())
 	rref, err := ref.remote(opts.Insecure)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package image
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -67,3 +68,26 @@ func FuzzParseReference(f *testing.F) {
 }
 
 func hex64(c string) string { return strings.Repeat(c, 64) }
+
+func TestLoadInsecureRegistries(t *testing.T) {
+	path := t.TempDir() + "/registries.conf"
+	conf := "unqualified-search-registries = [\"docker.io\"]\n[[registry]]\nlocation = \"reg.lan:5000\"\ninsecure = true\n[[registry]]\nlocation = \"quay.io\"\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadInsecureRegistries(path)
+	if err != nil || len(got) != 1 || got[0] != "reg.lan:5000" {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, err := LoadInsecureRegistries(path + ".missing"); err != nil || got != nil {
+		t.Fatalf("missing file: %v %v", got, err)
+	}
+	os.WriteFile(path, []byte("[[registry]\n"), 0o644)
+	if _, err := LoadInsecureRegistries(path); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("broken file: %v", err)
+	}
+	o := RegistryOptions{InsecureRegistries: []string{"reg.lan:5000"}}
+	if !o.insecureFor("reg.lan:5000") || o.insecureFor("quay.io") {
+		t.Fatal("insecureFor")
+	}
+}

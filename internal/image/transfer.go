@@ -30,6 +30,7 @@ func (s *Store) Push(ctx context.Context, src string, dst Reference, opts Regist
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	opts.Insecure = opts.insecureFor(dst.Registry())
 	rref, err := dst.remote(opts.Insecure)
 	if err != nil {
 		return v1.Hash{}, err
