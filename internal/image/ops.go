@@ -143,6 +143,7 @@ func (s *Store) gc() error {
 	for _, t := range tmps {
 		os.Remove(t)
 	}
+	os.RemoveAll(filepath.Join(s.root, "staging")) // killed pulls' unpacking
 	for _, d := range blobs {
 		if !usedBlobs[d] {
 			if err := s.blobs.remove(d); err != nil {

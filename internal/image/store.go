@@ -130,12 +130,14 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 		rec.Size += size
 	}
 
-	// Layers are fetched in parallel and unpacked in order as soon as their
-	// parent's snapshot is committed.
+	// Layers are fetched and unpacked in parallel, each into a staging
+	// directory of its own; the snapshots are then committed in order,
+	// since a snapshot needs its parent.
 	var wg sync.WaitGroup
 	errs := make([]error, len(layers))
+	staged := make([]string, len(layers))
 	committed := make([]chan struct{}, len(layers))
-	sem := make(chan struct{}, 3)
+	sem := make(chan struct{}, 4)
 	for i, l := range layers {
 		committed[i] = make(chan struct{})
 		wg.Add(1)
@@ -144,7 +146,13 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			defer close(committed[i])
 			sem <- struct{}{}
 			err := s.fetchLayer(l, rec.Layers[i], progress)
+			if err == nil && !s.snaps.Has(rec.Layers[i].ChainID) {
+				staged[i], err = s.stageLayer(ctx, rec.Layers[i])
+			}
 			<-sem
+			if staged[i] != "" {
+				defer os.RemoveAll(staged[i])
+			}
 			if i > 0 {
 				<-committed[i-1]
 				if errs[i-1] != nil && err == nil {
@@ -152,7 +160,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 				}
 			}
 			if err == nil {
-				err = s.unpackLayer(ctx, rec.Layers[i], parentOf(chain, i), progress)
+				err = s.commitLayer(ctx, rec.Layers[i], parentOf(chain, i), staged[i], progress)
 			}
 			errs[i] = err
 		}()
@@ -252,27 +260,56 @@ func (s *Store) fetchLayer(l v1.Layer, meta Layer, progress *Progress) error {
 	return nil
 }
 
-// unpackLayer makes the snapshot of a fetched layer.
-func (s *Store) unpackLayer(ctx context.Context, meta Layer, parent digest.Digest, progress *Progress) error {
+// stageLayer unpacks a fetched layer into a new directory under
+// ROOT/staging and returns it.
+func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, error) {
+	base := filepath.Join(s.root, "staging")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(base, meta.ChainID.Encoded()[:12]+"-")
+	if err != nil {
+		return "", err
+	}
+	f, err := s.blobs.open(meta.Digest)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	defer f.Close()
+	diffID, _, err := ApplyLayer(ctx, dir, f)
+	if err == nil && diffID != meta.DiffID {
+		err = fmt.Errorf("uncompressed content is %s, the config says %s: %w", diffID, meta.DiffID, errdefs.ErrInvalidArgument)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("layer %s: %w", meta.Digest, err)
+	}
+	return dir, nil
+}
+
+// commitLayer makes the snapshot of a layer from its staging directory
+// (moved in by rename: same file system); staged is "" when the snapshot
+// existed already.
+func (s *Store) commitLayer(ctx context.Context, meta Layer, parent digest.Digest, staged string, progress *Progress) error {
 	short := meta.Digest.Encoded()[:12]
-	if s.snaps.Has(meta.ChainID) {
+	if staged == "" {
 		progress.step("Copying blob %s skipped: already exists", short)
 		return nil
 	}
 	err := s.snaps.Commit(ctx, meta.ChainID, parent, func(dir string) error {
-		f, err := s.blobs.open(meta.Digest)
+		entries, err := os.ReadDir(staged)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		diffID, _, err := ApplyLayer(ctx, dir, f)
-		if err != nil {
-			return err
+		for _, e := range entries {
+			if err := os.Rename(filepath.Join(staged, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
-		if diffID != meta.DiffID {
-			return fmt.Errorf("uncompressed content is %s, the config says %s: %w", diffID, meta.DiffID, errdefs.ErrInvalidArgument)
-		}
-		return nil
+		// The layer's own root entry may have set the directory's mode,
+		// owner, times and opaque marker: carry them over.
+		return copyDirAttrs(staged, dir)
 	})
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", meta.Digest, err)
