@@ -1,6 +1,6 @@
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/cli/runtimecli.Version=$(VERSION)
 # Static binaries start faster (no dynamic loader); netgo/osusergo keep glibc's
 # NSS out of the static link.
 STATIC := -tags netgo,osusergo -ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"'

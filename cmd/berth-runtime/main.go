@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 	"github.com/berth-dev/berth/internal/runtime"
 	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
 )
@@ -13,5 +13,5 @@ func main() {
 	if runtime.IsInit() {
 		runtime.Init()
 	}
-	os.Exit(cli.RuntimeMain(os.Args[1:]))
+	os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
 }

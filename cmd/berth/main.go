@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 	"github.com/berth-dev/berth/internal/runtime"
 	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
 )
@@ -16,7 +17,7 @@ func main() {
 		runtime.Init()
 	}
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
-		os.Exit(cli.RuntimeMain(os.Args[1:]))
+		os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -1,9 +1,14 @@
+// Package cli is berth's command line: thin cobra commands, one file per
+// command group, that parse flags and call the libraries under internal/.
+// The runtime's command line is internal/cli/runtimecli.
+
 package cli
 
 import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/internal/cli/runtimecli"
 	"github.com/spf13/cobra"
 )
 
@@ -29,12 +34,12 @@ func Main(args []string) int {
 	cmd := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth runs containers and the services built from them",
-		Version:       Version,
+		Version:       runtimecli.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "directory for images and containers")
 	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
 		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g))
-	return execute(cmd, args, "berth", nil)
+	return runtimecli.Execute(cmd, args, "berth")
 }

@@ -1,6 +1,8 @@
-// Package cli holds berth's command lines: thin cobra commands that parse
-// flags and call the libraries under internal/.
-package cli
+// Package runtimecli is berth-runtime's command line, runc's: thin cobra
+// commands over internal/runtime. It is a package of its own so that the
+// runtime binary links nothing of the image store or the engine: every
+// linked package's start-up runs at every container start.
+package runtimecli
 
 import (
 	"context"
@@ -36,8 +38,12 @@ func RuntimeMain(args []string) int {
 	return execute(newRuntimeCommand(g), args, "berth-runtime", g)
 }
 
-// execute runs cmd and turns its error into one line on stderr (and the
+// Execute runs cmd and turns its error into one line on stderr (and the
 // runtime's log file, where conmon looks for it) and an exit status.
+func Execute(cmd *cobra.Command, args []string, name string) int {
+	return execute(cmd, args, name, nil)
+}
+
 func execute(cmd *cobra.Command, args []string, name string, g *runtimeGlobals) int {
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())
