@@ -28,7 +28,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) err
 
 // create does Create's work and returns init's handle; console, if not nil,
 // replaces the console socket.
-func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, console *os.File) (_ *exec.Cmd, _ *record, retErr error) {
+func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, console *os.File) (*exec.Cmd, *record, error) {
 	if err := checkID(id); err != nil {
 		return nil, nil, err
 	}
@@ -185,10 +185,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		}
 		st := r.stateOf(rec)
 		st.Status = specs.StateCreating
-		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State); err != nil {
+		if err := runHooks(ctx, "prestart", spec.Hooks.Prestart, &st.State, nil); err != nil {
 			return nil, nil, err
 		}
-		if err := runHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, &st.State); err != nil {
+		if err := runHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, &st.State, nil); err != nil {
 			return nil, nil, err
 		}
 		if err := sync.send(syncMsg{Type: msgResume}); err != nil {

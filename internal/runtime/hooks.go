@@ -13,10 +13,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// runHooks runs hooks in order with the container state on stdin. A hook
-// that fails or outlives its timeout stops the sequence with an error that
-// names the phase, the path and the hook's stderr.
-func runHooks(ctx context.Context, phase string, hooks []specs.Hook, state *specs.State) error {
+// runHooks runs hooks in order with the container state on stdin. With
+// warn nil, a hook that fails or outlives its timeout stops the sequence
+// with an error naming the phase, the path and the hook's stderr; with a
+// logger (poststart, poststop: failures are warnings in the spec) the
+// failure is logged and the remaining hooks still run.
+func runHooks(ctx context.Context, phase string, hooks []specs.Hook, state *specs.State, warn *slog.Logger) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -26,26 +28,14 @@ func runHooks(ctx context.Context, phase string, hooks []specs.Hook, state *spec
 	}
 	for i, h := range hooks {
 		if err := runHook(ctx, h, data); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", phase, i, h.Path, err)
+			err = fmt.Errorf("%s hook #%d (%s): %w", phase, i, h.Path, err)
+			if warn == nil {
+				return err
+			}
+			warn.Warn(err.Error())
 		}
 	}
 	return nil
-}
-
-// runHooksWarn runs every hook of a phase whose failures the spec makes
-// warnings (poststart, poststop): a hook that fails is logged and the
-// remaining hooks still run.
-func runHooksWarn(ctx context.Context, phase string, hooks []specs.Hook, state *specs.State, log *slog.Logger) {
-	data, err := json.Marshal(state)
-	if err != nil {
-		log.Warn(fmt.Sprintf("%s hooks: %v", phase, err))
-		return
-	}
-	for i, h := range hooks {
-		if err := runHook(ctx, h, data); err != nil {
-			log.Warn(fmt.Sprintf("%s hook #%d (%s): %v", phase, i, h.Path, err))
-		}
-	}
 }
 
 func runHook(ctx context.Context, h specs.Hook, state []byte) error {

@@ -112,7 +112,7 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 	state := &specs.State{Version: specs.Version, ID: cfg.ID, Status: specs.StateCreating,
 		Pid: os.Getpid(), Bundle: cfg.Bundle, Annotations: spec.Annotations}
 	if spec.Hooks != nil {
-		if err := runHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, state); err != nil {
+		if err := runHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, state, nil); err != nil {
 			return err
 		}
 	}
@@ -161,7 +161,7 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 	err = func() error {
 		state.Status = specs.StateCreated
 		if spec.Hooks != nil {
-			if err := runHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, state); err != nil {
+			if err := runHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, state, nil); err != nil {
 				return err
 			}
 		}

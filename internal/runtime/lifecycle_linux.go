@@ -66,7 +66,7 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststart) > 0 {
 		st := r.stateOf(rec)
-		runHooksWarn(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State, r.logger())
+		_ = runHooks(ctx, "poststart", rec.Spec.Hooks.Poststart, &st.State, r.logger())
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (r *Runtime) remove(ctx context.Context, rec *record, force bool) error {
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststop) > 0 {
 		st := r.stateOf(rec)
 		st.Status = specs.StateStopped
-		runHooksWarn(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State, r.logger())
+		_ = runHooks(ctx, "poststop", rec.Spec.Hooks.Poststop, &st.State, r.logger())
 	}
 	return nil
 }

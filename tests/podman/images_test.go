@@ -19,15 +19,7 @@ import (
 // a real registry: an image berth pushes is pulled and run by Podman, and
 // an image Podman pushes is pulled by berth and unpacks to the same tree.
 func TestImageInterop(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: berth's snapshots and Podman's storage")
-	}
-	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skipf("needs podman (apt-get install podman): %v", err)
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skipf("needs /bin/busybox (apt-get install busybox-static): %v", err)
-	}
+	needPodman(t)
 	reg := registrytest.Start(t)
 	p := newPodman(t, buildRuntime(t))
 	tarball := filepath.Join(p.dir, "rootfs.tar")

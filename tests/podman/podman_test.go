@@ -26,9 +26,12 @@ const image = "localhost/berth-busybox:test"
 // machines allow root, and both runc and berth-runtime then fail with EPERM.
 var runFlags = []string{"--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
 
-func TestPodmanDrivesBerthRuntime(t *testing.T) {
+// needPodman skips the test unless it runs as root with podman and a
+// static busybox (which the test images are made of).
+func needPodman(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: podman with cgroupfs and berth-runtime create namespaces and cgroups")
+		t.Skip("needs root: podman with cgroupfs, berth-runtime's namespaces and cgroups, berth's snapshots")
 	}
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Skipf("needs podman (apt-get install podman): %v", err)
@@ -36,6 +39,10 @@ func TestPodmanDrivesBerthRuntime(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skipf("needs a static busybox to make the image (apt-get install busybox-static): %v", err)
 	}
+}
+
+func TestPodmanDrivesBerthRuntime(t *testing.T) {
+	needPodman(t)
 
 	runtimeBin := buildRuntime(t)
 	p := newPodman(t, runtimeBin)
