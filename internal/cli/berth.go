@@ -40,6 +40,7 @@ func Main(args []string) int {
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "directory for images and containers")
 	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
-		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g))
+		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g),
+		newNetworkCommand(g))
 	return runtimecli.Execute(cmd, args, "berth")
 }
