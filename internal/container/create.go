@@ -1,0 +1,256 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// CreateOptions say what to create. Fields of Config left empty are taken
+// from the image.
+type CreateOptions struct {
+	Name  string
+	Image *image.Image
+	// ImageRef is the image as the user named it.
+	ImageRef string
+	Config   Config
+	// EntrypointSet says --entrypoint was given, even as "": the image's
+	// Entrypoint and Cmd are then both replaced.
+	EntrypointSet bool
+	// NoHealthcheck disables the image's health check.
+	NoHealthcheck bool
+	Host          HostConfig
+}
+
+// Create makes a container from o without starting it and returns its
+// record. Named volumes it mounts are created if missing.
+func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error) {
+	if o.Image == nil {
+		return nil, fmt.Errorf("create: no image: %w", errdefs.ErrInvalidArgument)
+	}
+	raw, err := e.images.Config(o.Image)
+	if err != nil {
+		return nil, err
+	}
+	icfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", o.ImageRef, err)
+	}
+	c := &Container{
+		ID:       newID(),
+		Name:     o.Name,
+		Created:  time.Now().UTC(),
+		Image:    o.ImageRef,
+		ImageID:  o.Image.ID,
+		Config:   merge(icfg.Config, o),
+		Host:     o.Host,
+	}
+	if n := len(o.Image.Layers); n > 0 {
+		c.ChainID = o.Image.Layers[n-1].ChainID
+	}
+	if len(c.Config.Entrypoint) == 0 && len(c.Config.Cmd) == 0 {
+		return nil, fmt.Errorf("image %s has no command and none was given: name one after the image: %w", o.ImageRef, errdefs.ErrInvalidArgument)
+	}
+	if err := e.validate(c); err != nil {
+		return nil, err
+	}
+	if c.Name == "" {
+		c.Name = e.generateName()
+	}
+	if err := e.reserveName(c.Name, c.ID); err != nil {
+		return nil, err
+	}
+	if err := e.createDir(c); err != nil {
+		e.releaseName(c.Name, c.ID)
+		return nil, fmt.Errorf("create %s: %w", c.Name, err)
+	}
+	return c, nil
+}
+
+// createDir writes the container's directory under a temporary name and
+// renames it into place, so that a create killed half-way leaves nothing
+// that looks like a container.
+func (e *Engine) createDir(c *Container) error {
+	e.sweepTemp()
+	tmp := filepath.Join(e.root, ".tmp-"+c.ID)
+	for _, d := range []string{tmp, filepath.Join(tmp, rootfsDir), filepath.Join(tmp, upperDir), filepath.Join(tmp, workDir)} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
+	unlock, err := e.lockVolumes()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	defer unlock()
+	if err := e.createVolumes(c); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	err = writeJSON(filepath.Join(tmp, recordFile), c)
+	if err == nil {
+		err = writeJSON(filepath.Join(tmp, stateFile), &State{Status: Created})
+	}
+	if err == nil {
+		err = os.Rename(tmp, e.dir(c.ID))
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+	}
+	return err
+}
+
+// sweepTemp removes what creates killed long enough ago left behind.
+func (e *Engine) sweepTemp() {
+	ents, _ := os.ReadDir(e.root)
+	for _, ent := range ents {
+		if !strings.HasPrefix(ent.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := ent.Info(); err == nil && time.Since(info.ModTime()) > 10*time.Minute {
+			os.RemoveAll(filepath.Join(e.root, ent.Name()))
+		}
+	}
+}
+
+// merge applies the options over the image's config, as Docker does.
+func merge(img v1.Config, o CreateOptions) Config {
+	c := o.Config
+	switch {
+	case o.EntrypointSet:
+		// --entrypoint replaces both; a command given after the image
+		// remains.
+	case len(c.Cmd) > 0:
+		c.Entrypoint = img.Entrypoint
+	default:
+		c.Entrypoint, c.Cmd = img.Entrypoint, img.Cmd
+	}
+	if len(c.Entrypoint) == 1 && c.Entrypoint[0] == "" {
+		c.Entrypoint = nil
+	}
+	c.Env = mergeEnv(img.Env, c.Env)
+	if c.WorkingDir == "" {
+		c.WorkingDir = img.WorkingDir
+	}
+	if c.User == "" {
+		c.User = img.User
+	}
+	if c.StopSignal == "" {
+		c.StopSignal = img.StopSignal
+	}
+	labels := maps.Clone(img.Labels)
+	if labels == nil && len(c.Labels) > 0 {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, c.Labels)
+	c.Labels = labels
+	for p := range img.ExposedPorts {
+		if !slices.Contains(c.ExposedPorts, p) {
+			c.ExposedPorts = append(c.ExposedPorts, p)
+		}
+	}
+	slices.Sort(c.ExposedPorts)
+	for v := range img.Volumes {
+		c.Volumes = append(c.Volumes, v)
+	}
+	slices.Sort(c.Volumes)
+	c.Healthcheck = mergeHealth(img.Healthcheck, c.Healthcheck, o.NoHealthcheck)
+	return c
+}
+
+// mergeEnv returns base with each KEY=VALUE of over replacing base's KEY.
+func mergeEnv(base, over []string) []string {
+	out := slices.Clone(base)
+	for _, kv := range over {
+		key, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool { k, _, _ := strings.Cut(e, "="); return k == key })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func mergeHealth(img *v1.HealthConfig, flags *Healthcheck, disabled bool) *Healthcheck {
+	if disabled {
+		return &Healthcheck{Test: []string{"NONE"}}
+	}
+	h := &Healthcheck{}
+	if img != nil {
+		h = &Healthcheck{Test: img.Test, Interval: img.Interval, Timeout: img.Timeout, StartPeriod: img.StartPeriod, Retries: img.Retries}
+	}
+	if flags != nil {
+		if len(flags.Test) > 0 {
+			h.Test = flags.Test
+		}
+		if flags.Interval != 0 {
+			h.Interval = flags.Interval
+		}
+		if flags.Timeout != 0 {
+			h.Timeout = flags.Timeout
+		}
+		if flags.StartPeriod != 0 {
+			h.StartPeriod = flags.StartPeriod
+		}
+		if flags.Retries != 0 {
+			h.Retries = flags.Retries
+		}
+	}
+	if len(h.Test) == 0 {
+		return nil
+	}
+	return h
+}
+
+// validate checks what the flags could not check alone.
+func (e *Engine) validate(c *Container) error {
+	switch c.Host.RestartPolicy.Name {
+	case "", "no", "always", "unless-stopped", "on-failure":
+	default:
+		return fmt.Errorf("restart policy %q: use no, on-failure[:N], always or unless-stopped: %w", c.Host.RestartPolicy.Name, errdefs.ErrInvalidArgument)
+	}
+	if c.Host.AutoRemove && c.Host.RestartPolicy.Name != "" && c.Host.RestartPolicy.Name != "no" {
+		return fmt.Errorf("--restart %s and --rm conflict: a container removed when it exits cannot be restarted: %w", c.Host.RestartPolicy.Name, errdefs.ErrInvalidArgument)
+	}
+	if r := c.Host.Resources; r.Memory != 0 && r.Memory < minMemory {
+		return fmt.Errorf("memory limit %d bytes is too small to start a container: the minimum is 6 MiB: %w", r.Memory, errdefs.ErrInvalidArgument)
+	}
+	if r := c.Host.Resources; r.MemorySwap > 0 && r.MemorySwap < r.Memory {
+		return fmt.Errorf("--memory-swap %d must be at least --memory %d (it is memory plus swap): %w", r.MemorySwap, r.Memory, errdefs.ErrInvalidArgument)
+	}
+	if c.Host.Runtime != "" {
+		if _, err := os.Stat(c.Host.Runtime); err != nil {
+			return fmt.Errorf("runtime %s: %w", c.Host.Runtime, errdefs.ErrNotFound)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Host.Mounts {
+		if seen[m.Destination] {
+			return fmt.Errorf("mount destination %s is given twice: %w", m.Destination, errdefs.ErrInvalidArgument)
+		}
+		seen[m.Destination] = true
+		if m.Type == "bind" {
+			if _, err := os.Stat(m.Source); err != nil {
+				return fmt.Errorf("bind mount source %s does not exist on the host: %w", m.Source, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	return e.validateNetwork(c)
+}
+
+// minMemory is the smallest memory limit a container starts with (Docker's).
+const minMemory = 6 << 20

@@ -1,0 +1,119 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Root is berth's root: containers live in ROOT/containers and
+	// volumes in ROOT/volumes.
+	Root string
+	// RunRoot holds what lasts only until a reboot: the runtime's state
+	// and the containers' network namespaces.
+	RunRoot string
+	Images  *image.Store
+	// Networks attaches containers to networks; nil allows only
+	// --network none and host.
+	Networks Networks
+	// Berth is the command that runs berth itself with the same global
+	// flags (the binary and --root), used to start monitors and berth's
+	// own runtime.
+	Berth []string
+}
+
+// Engine runs containers. Its methods are safe for concurrent use by
+// goroutines and by several berth processes sharing a root.
+type Engine struct {
+	root, volRoot, runRoot string
+	images                 *image.Store
+	nets                   Networks
+	berth                  []string
+}
+
+// New opens the engine's state under o.Root and o.RunRoot.
+func New(o Options) (*Engine, error) {
+	e := &Engine{
+		root:    filepath.Join(o.Root, "containers"),
+		volRoot: filepath.Join(o.Root, "volumes"),
+		runRoot: o.RunRoot,
+		images:  o.Images,
+		nets:    o.Networks,
+		berth:   o.Berth,
+	}
+	for _, d := range []string{e.root, filepath.Join(e.root, namesDir), e.volRoot, e.runRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("engine state: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// DefaultRunRoot is where the per-boot state of the store at root lives:
+// /run/berth for the default root, a directory inside any other root.
+func DefaultRunRoot(root string) string {
+	if root == "/var/lib/berth" {
+		return "/run/berth"
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" && os.Geteuid() != 0 {
+		return filepath.Join(dir, "berth")
+	}
+	return filepath.Join(root, "run")
+}
+
+// runtimeCmd returns the command that runs the container's OCI runtime
+// with args: the one the container names, or berth's own.
+func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *exec.Cmd {
+	root := filepath.Join(e.runRoot, "runtime")
+	if c.Host.Runtime != "" {
+		root = filepath.Join(e.runRoot, "runtime-"+strings.ReplaceAll(filepath.Base(c.Host.Runtime), ".", "_"))
+		return exec.CommandContext(ctx, c.Host.Runtime, append([]string{"--root", root}, args...)...)
+	}
+	cmd := exec.CommandContext(ctx, e.berth[0], append([]string{"--root", root}, args...)...)
+	cmd.Args[0] = "berth-runtime" // berth dispatches on its name
+	return cmd
+}
+
+// runtime runs the container's runtime with args and returns its error
+// output as the error if it fails.
+func (e *Engine) runtime(ctx context.Context, c *Container, args ...string) error {
+	cmd := e.runtimeCmd(ctx, c, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("%s", lastLine(msg))
+	}
+	return nil
+}
+
+// lastLine returns the last line of s, where runtimes put the error.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// waitFor polls cond every interval until it holds or ctx ends.
+func waitFor(ctx context.Context, interval time.Duration, cond func() bool) bool {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
+	}
+	return true
+}

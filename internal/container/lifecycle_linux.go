@@ -1,0 +1,294 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/moby/sys/signal"
+	"golang.org/x/sys/unix"
+)
+
+// Start starts the container ref names, unless it runs already, and
+// returns once its process runs (or failed to start). attach, if not nil,
+// is a connected socket that the monitor serves as an attached client from
+// the very start, so that not a byte of output is missed.
+func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Container, error) {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := e.lockFile(id, "start.lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, st, err := e.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Running() {
+		return c, nil
+	}
+	// Whatever a run whose monitor was killed left behind goes first.
+	e.release(ctx, c, st)
+	st, err = e.prepare(ctx, c)
+	if err != nil {
+		e.release(ctx, c, st)
+		return nil, err
+	}
+	rep, err := e.startMonitor(c, attach)
+	if err == nil && rep.Error != "" {
+		err = &classError{msg: rep.Error, class: classOf(rep.Class)}
+	} else if err != nil {
+		e.release(ctx, c, st)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	return c, nil
+}
+
+// prepare mounts the root file system, connects the networks and writes
+// the runtime spec; it records the endpoints in the state it returns.
+func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
+	st, err := e.updateState(c.ID, func(s *State) error {
+		s.ManualStop, s.Error, s.Warnings, s.Endpoints, s.Health = false, "", nil, nil, nil
+		s.Monitor = Process{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.mountRootfs(c); err != nil {
+		return st, err
+	}
+	netns, err := e.connect(ctx, c, st)
+	if err != nil {
+		return st, err
+	}
+	dir := e.dir(c.ID)
+	if err := e.writeEtcFiles(c, st); err != nil {
+		return st, err
+	}
+	b := &specBuilder{c: c, rootfs: filepath.Join(dir, rootfsDir), dir: dir, netns: netns, init: e.berth[0], volRoot: e.volRoot}
+	spec, err := b.build()
+	if err != nil {
+		return st, err
+	}
+	if err := writeJSON(filepath.Join(dir, specFile), spec); err != nil {
+		return st, err
+	}
+	st.Warnings = append(st.Warnings, b.warnings...)
+	return st, e.saveState(c.ID, st)
+}
+
+// release undoes prepare: it disconnects the container's networks and
+// unmounts its root file system. Every step may already be undone.
+func (e *Engine) release(ctx context.Context, c *Container, st *State) {
+	e.disconnect(ctx, c, st)
+	e.unmountRootfs(c.ID)
+}
+
+// Stop stops the container ref names: its stop signal, then SIGKILL after
+// timeout (the container's own stop timeout, or 10 s, if nil). Its restart
+// policy does not bring it back.
+func (e *Engine) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	c, st, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	if !st.Running() {
+		return nil
+	}
+	t := 10 * time.Second
+	if c.Config.StopTimeout != nil {
+		t = time.Duration(*c.Config.StopTimeout) * time.Second
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	sig := c.Config.StopSignal
+	if sig == "" {
+		sig = "SIGTERM"
+	}
+	return e.terminate(ctx, c, sig, t)
+}
+
+// terminate sends sig and, if the container has not stopped after t,
+// SIGKILL; it returns once the container's monitor has recorded the exit.
+func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time.Duration) error {
+	st, err := e.updateState(c.ID, func(s *State) error { s.ManualStop = true; return nil })
+	if err != nil {
+		return err
+	}
+	if st.Status == Restarting && st.Monitor.alive() {
+		unix.Kill(st.Monitor.Pid, unix.SIGUSR1) // ends the back-off wait
+	}
+	e.runtime(ctx, c, "kill", c.ID, sig)
+	stopped := func() bool {
+		s, err := e.state(c.ID)
+		return err != nil || !s.Running()
+	}
+	wctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	if waitFor(wctx, 20*time.Millisecond, stopped) {
+		return nil
+	}
+	e.runtime(ctx, c, "kill", c.ID, "SIGKILL")
+	wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel2()
+	if waitFor(wctx2, 20*time.Millisecond, stopped) {
+		return nil
+	}
+	return fmt.Errorf("container %s did not stop after SIGKILL: %w", c.Name, errdefs.ErrUnavailable)
+}
+
+// Kill sends sig (a name or number; SIGKILL if empty) to the container's
+// process. Like stop, a kill is not undone by the restart policy.
+func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	c, st, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	if sig == "" {
+		sig = "SIGKILL"
+	}
+	n, err := signal.ParseSignal(sig)
+	if err != nil {
+		return fmt.Errorf("signal %q: %w", sig, errdefs.ErrInvalidArgument)
+	}
+	if st.Status != Running && st.Status != Paused {
+		return fmt.Errorf("container %s is not running: %w", c.Name, errdefs.ErrConflict)
+	}
+	if n == unix.SIGKILL || n == unix.SIGTERM || n == unix.SIGINT {
+		e.updateState(id, func(s *State) error { s.ManualStop = true; return nil })
+	}
+	if err := e.runtime(ctx, c, "kill", id, strconv.Itoa(int(n))); err != nil {
+		return fmt.Errorf("kill %s: %s: %w", c.Name, err, errdefs.ErrConflict)
+	}
+	return nil
+}
+
+// RemoveOptions say how Remove treats a running container and volumes.
+type RemoveOptions struct {
+	Force   bool // kill a running container first
+	Volumes bool // remove its anonymous volumes too
+}
+
+// Remove removes the container ref names with everything it holds. A
+// running container is refused unless o.Force.
+func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	c, st, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	if st.Running() && st.Monitor.Pid != os.Getpid() {
+		if !o.Force {
+			return fmt.Errorf("container %s is %s: stop it first or remove it with -f: %w", c.Name, st.Status, errdefs.ErrConflict)
+		}
+		if err := e.terminate(ctx, c, "SIGKILL", 10*time.Second); err != nil {
+			return err
+		}
+	}
+	e.updateState(id, func(s *State) error { s.Status = Removing; return nil })
+	e.release(ctx, c, st)
+	e.runtime(ctx, c, "delete", "--force", id)
+	if err := removeDir(e.dir(id)); err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	e.releaseName(c.Name, id)
+	if o.Volumes {
+		e.removeAnonymousVolumes(c)
+	}
+	return nil
+}
+
+// Wait waits until the container ref names is not running and returns its
+// exit status.
+func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return 0, err
+	}
+	var code int
+	var werr error
+	waitFor(ctx, 50*time.Millisecond, func() bool {
+		st, err := e.state(id)
+		if err != nil {
+			werr = err
+			return true
+		}
+		code = st.ExitCode
+		return !st.Running()
+	})
+	if werr == nil {
+		werr = ctx.Err()
+	}
+	return code, werr
+}
+
+// lockFile takes the exclusive lock file name in the container's
+// directory.
+func (e *Engine) lockFile(id, name string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(e.dir(id), name), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// classError is an error message from another process with its class
+// restored, so that errors.Is works across the monitor's report.
+type classError struct {
+	msg   string
+	class error
+}
+
+func (e *classError) Error() string { return e.msg }
+func (e *classError) Unwrap() error { return e.class }
+
+var classes = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict,
+	errdefs.ErrUnavailable, errdefs.ErrNotImplemented, errdefs.ErrPermission}
+
+func errClass(err error) string {
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c.Error()
+		}
+	}
+	return ""
+}
+
+func classOf(name string) error {
+	for _, c := range classes {
+		if c.Error() == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,309 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/container/logfile"
+	"golang.org/x/sys/unix"
+)
+
+// The monitor's inherited files: the pipe on which it reports whether the
+// container started, and, for a foreground run, the first attached client.
+const (
+	monitorSyncFd   = 3
+	monitorAttachFd = 4
+	attachEnv       = "_BERTH_MONITOR_ATTACH"
+)
+
+// startReport is what the monitor says on the sync pipe once the container
+// runs or failed to.
+type startReport struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+	Class string `json:"class,omitempty"` // the errdefs class of Error
+}
+
+// monitor keeps one container: it starts it through the runtime, copies
+// its output to the log and to attached clients, waits for it to exit,
+// records how, restarts it as its policy says, and cleans up after it.
+type monitor struct {
+	e      *Engine
+	c      *Container
+	dir    string
+	reaper *reaper
+	log    *logfile.Writer
+	hub    *hub
+	stop   chan os.Signal
+}
+
+// Monitor runs the monitor of container id; it is the body of the hidden
+// `berth container-monitor` command that Start runs, and returns when the
+// container has exited for good.
+func (e *Engine) Monitor(ctx context.Context, id string) error {
+	sync := os.NewFile(monitorSyncFd, "sync")
+	report := func(r startReport) {
+		if sync != nil {
+			json.NewEncoder(sync).Encode(r)
+			sync.Close()
+			sync = nil
+		}
+	}
+	err := e.monitor(ctx, id, report)
+	if err != nil {
+		report(startReport{Error: err.Error(), Class: errClass(err)})
+	}
+	return err
+}
+
+func (e *Engine) monitor(ctx context.Context, id string, report func(startReport)) error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("monitor: subreaper: %w", err)
+	}
+	signal.Ignore(unix.SIGPIPE, unix.SIGHUP)
+	c, _, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	m := &monitor{e: e, c: c, dir: e.dir(id), reaper: newReaper(), stop: make(chan os.Signal, 1)}
+	signal.Notify(m.stop, unix.SIGUSR1)
+	maxSize, maxFiles, err := logfile.ParseOptions(c.Host.LogOpts)
+	if err != nil {
+		return err
+	}
+	if m.log, err = logfile.NewWriter(filepath.Join(m.dir, logFile), maxSize, maxFiles); err != nil {
+		return err
+	}
+	defer m.log.Close()
+	if m.hub, err = newHub(filepath.Join(m.dir, attachSock), c.Config.Tty); err != nil {
+		return err
+	}
+	defer m.hub.close()
+	streams := map[string]io.Writer{"stdout": m.log.Stream("stdout"), "stderr": m.log.Stream("stderr")}
+	m.hub.out = func(stream string, p []byte) { streams[stream].Write(p) }
+	m.hub.onSignal = func(sig int) { e.runtime(context.Background(), c, "kill", c.ID, strconv.Itoa(sig)) }
+	if os.Getenv(attachEnv) != "" {
+		m.hub.adopt(os.NewFile(monitorAttachFd, "attach"))
+	}
+	code, err := m.run(ctx, report)
+	m.cleanup(ctx)
+	if c.Host.AutoRemove {
+		e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
+	}
+	// Attached clients and a failed start's caller hear last, when nothing
+	// of the container is left to clean up.
+	m.hub.exit(code)
+	return err
+}
+
+// run starts the container, and starts it again as long as its restart
+// policy says so; it returns the last exit status, or why the container
+// could not start the first time.
+func (m *monitor) run(ctx context.Context, report func(startReport)) (int, error) {
+	backoff := 100 * time.Millisecond
+	for first := true; ; first = false {
+		started := time.Now()
+		code, err := m.once(ctx, first, report)
+		if err != nil {
+			m.setExited(255, err.Error(), false)
+			if first {
+				return 255, err
+			}
+			code = 255
+		}
+		st, _ := m.e.state(m.c.ID)
+		if !m.restart(st, code) {
+			return code, nil
+		}
+		// Docker's backoff: double from 100 ms up to a minute, back to the
+		// start after a run of at least 10 s.
+		if time.Since(started) >= 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		m.e.updateState(m.c.ID, func(s *State) error {
+			s.Status, s.RestartCount = Restarting, s.RestartCount+1
+			return nil
+		})
+		select {
+		case <-time.After(backoff):
+		case <-m.stop:
+			m.e.updateState(m.c.ID, func(s *State) error { s.Status = Exited; return nil })
+			return code, nil
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// restart applies the restart policy to an exit with code.
+func (m *monitor) restart(st *State, code int) bool {
+	if st == nil || st.ManualStop {
+		return false
+	}
+	p := m.c.Host.RestartPolicy
+	switch p.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.MaxRetries == 0 || st.RestartCount < p.MaxRetries)
+	}
+	return false
+}
+
+// once runs the container one time and returns its exit status.
+func (m *monitor) once(ctx context.Context, first bool, report func(startReport)) (int, error) {
+	c := m.c
+	cio, err := m.hub.containerIO(c.Config.OpenStdin)
+	if err != nil {
+		return 0, err
+	}
+	defer cio.close()
+	pidFile := filepath.Join(m.dir, "pid")
+	os.Remove(pidFile)
+	rtLog := filepath.Join(m.dir, "runtime.log")
+	os.Remove(rtLog)
+	args := []string{"--log", rtLog, "--log-format", "json", "run", "--detach", "--bundle", m.dir, "--pid-file", pidFile}
+	if cio.consoleSocket != "" {
+		args = append(args, "--console-socket", cio.consoleSocket)
+	}
+	cmd := m.e.runtimeCmd(ctx, c, append(args, c.ID)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cio.stdin, cio.stdout, cio.stderr
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("runtime: %w", err)
+	}
+	ws := <-m.reaper.wait(cmd.Process.Pid)
+	cio.closeChildEnds()
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+		return 0, fmt.Errorf("%s", runtimeError(rtLog, ws))
+	}
+	if err := cio.afterStart(); err != nil {
+		m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+		return 0, err
+	}
+	b, err := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("runtime wrote no pid file")
+	}
+	exited := m.reaper.wait(pid)
+	m.e.updateState(c.ID, func(s *State) error {
+		s.Status, s.Pid, s.StartedAt, s.Monitor, s.Error = Running, pid, time.Now().UTC(), self(), ""
+		s.ExitCode, s.OOMKilled = 0, false
+		return nil
+	})
+	if first {
+		report(startReport{Pid: pid})
+	}
+	stopHealth := m.startHealth(ctx)
+	ws = <-exited
+	stopHealth()
+	cio.drain(2 * time.Second)
+	code := exitCode(ws)
+	oom := oomKilled(c.ID)
+	m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+	m.reaper.forget()
+	m.setExited(code, "", oom)
+	return code, nil
+}
+
+func (m *monitor) setExited(code int, msg string, oom bool) {
+	m.e.updateState(m.c.ID, func(s *State) error {
+		s.Status, s.Pid, s.ExitCode, s.Error, s.OOMKilled = Exited, 0, code, msg, oom
+		s.FinishedAt = time.Now().UTC()
+		if s.Monitor.Pid == 0 {
+			s.Monitor = self()
+		}
+		return nil
+	})
+}
+
+// cleanup releases what the container held while it ran: its network
+// and its mounted root file system.
+func (m *monitor) cleanup(ctx context.Context) {
+	st, _ := m.e.state(m.c.ID)
+	m.e.release(ctx, m.c, st)
+}
+
+// runtimeError is the runtime's own last error message from its JSON log,
+// or a description of how it exited.
+func runtimeError(logPath string, ws unix.WaitStatus) string {
+	b, _ := os.ReadFile(logPath)
+	var msg string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var entry struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && (entry.Level == "error" || entry.Level == "fatal") && entry.Msg != "" {
+			msg = entry.Msg
+		}
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("runtime exited with status %d", exitCode(ws))
+	}
+	return msg
+}
+
+// oomKilled reports whether the kernel's OOM killer killed a process in
+// the container's cgroup.
+func oomKilled(id string) bool {
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory/berth", id, "memory.oom_control"),
+		filepath.Join("/sys/fs/cgroup/berth", id, "memory.events"),
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok && v != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// startMonitor runs the monitor of container c and waits for its report.
+func (e *Engine) startMonitor(c *Container, attach *os.File) (startReport, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return startReport{}, err
+	}
+	defer r.Close()
+	args := append(e.berth[1:], "container-monitor", c.ID)
+	cmd := exec.Command(e.berth[0], args...)
+	cmd.Args[0] = "berth-monitor"
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	if attach != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, attach)
+		cmd.Env = append(cmd.Env, attachEnv+"=1")
+	}
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return startReport{}, fmt.Errorf("monitor: %w", err)
+	}
+	go cmd.Wait() // the monitor outlives this command; collect it if not
+	var rep startReport
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		if errors.Is(err, io.EOF) {
+			return rep, fmt.Errorf("the container's monitor exited without a report")
+		}
+		return rep, fmt.Errorf("monitor: %w", err)
+	}
+	return rep, nil
+}

@@ -1,0 +1,58 @@
+package container
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// bootID identifies the current boot: a process recorded in an earlier
+// boot is gone whatever its pid is now.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// startTime returns pid's start time in clock ticks after boot, or 0 if
+// there is no such process.
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces and parentheses: count
+	// fields after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
+
+// self identifies the calling process.
+func self() Process {
+	pid := os.Getpid()
+	return Process{Pid: pid, StartTime: startTime(pid), BootID: bootID()}
+}
+
+// alive reports whether p is still the process it was recorded as.
+func (p Process) alive() bool {
+	if p.Pid <= 0 || p.BootID != bootID() {
+		return false
+	}
+	st := startTime(p.Pid)
+	return st != 0 && st == p.StartTime
+}
+
+// aliveSameBoot reports whether a process p.Pid exists in the boot boot.
+func (p Process) aliveSameBoot(boot string) bool {
+	return p.Pid > 0 && boot == bootID() && unix.Kill(p.Pid, 0) == nil
+}

@@ -1,0 +1,65 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// mountRootfs mounts the container's root file system, unless it is
+// mounted already: an overlay of the image's snapshots, topmost first,
+// under the container's own writable layer.
+func (e *Engine) mountRootfs(c *Container) error {
+	dir := e.dir(c.ID)
+	target := filepath.Join(dir, rootfsDir)
+	if isOverlay(target) {
+		return nil
+	}
+	if c.ChainID == "" {
+		return fmt.Errorf("image %s has no layers: %w", c.Image, errdefs.ErrInvalidArgument)
+	}
+	lower, err := e.images.Snapshots().Lowerdirs(c.ChainID)
+	if err != nil {
+		return fmt.Errorf("image %s: %w (pull it again)", c.Image, err)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"),
+		filepath.Join(dir, upperDir), filepath.Join(dir, workDir))
+	if len(opts) >= unix.Getpagesize() {
+		return fmt.Errorf("image %s: %d layers are more than one overlay mount can name here: %w", c.Image, len(lower), errdefs.ErrNotImplemented)
+	}
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount root file system of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// unmountRootfs undoes mountRootfs; it is no error if nothing is mounted.
+func (e *Engine) unmountRootfs(id string) error {
+	target := filepath.Join(e.dir(id), rootfsDir)
+	for isOverlay(target) {
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount root file system of %s: %w", short(id), err)
+		}
+	}
+	return nil
+}
+
+func isOverlay(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC
+}
+
+// removeDir removes the container's directory; its root file system must
+// be unmounted.
+func removeDir(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), ".rm-"+filepath.Base(dir))
+	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(gone)
+}
