@@ -1,0 +1,162 @@
+package network
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// dnsTTL is the time to live of the embedded server's answers, as
+// aardvark-dns's.
+const dnsTTL = 60
+
+// resolver answers for the containers of one network and forwards the rest
+// to upstream servers.
+type resolver struct {
+	mu        sync.RWMutex
+	names     map[string][]netip.Addr // lower-case name without the final dot
+	ptrs      map[string][]string     // reverse name (with final dot) → names
+	upstreams []string                // host:port
+	timeout   time.Duration
+}
+
+// setEndpoints replaces the records with those of eps: each container's
+// name, aliases and short ID, alone and followed by ".<network>".
+func (r *resolver) setEndpoints(network string, eps []*endpoint) {
+	names := map[string][]netip.Addr{}
+	ptrs := map[string][]string{}
+	for _, e := range eps {
+		var all []string
+		if e.Name != "" {
+			all = append(all, e.Name)
+		}
+		all = append(all, e.Aliases...)
+		if len(e.ContainerID) >= 12 {
+			all = append(all, e.ContainerID[:12])
+		}
+		for _, n := range all {
+			n = strings.ToLower(strings.TrimSuffix(n, "."))
+			for _, k := range []string{n, n + "." + strings.ToLower(network)} {
+				if !containsAddr(names[k], e.IP) {
+					names[k] = append(names[k], e.IP)
+				}
+			}
+		}
+		if e.Name != "" {
+			rev, err := dns.ReverseAddr(e.IP.String())
+			if err == nil {
+				ptrs[rev] = append(ptrs[rev], dns.Fqdn(e.Name))
+			}
+		}
+	}
+	r.mu.Lock()
+	r.names, r.ptrs = names, ptrs
+	r.mu.Unlock()
+}
+
+func containsAddr(s []netip.Addr, a netip.Addr) bool {
+	for _, b := range s {
+		if a == b {
+			return true
+		}
+	}
+	return false
+}
+
+// setUpstreams reads the nameservers of a resolv.conf file. Loopback ones
+// (a local caching resolver) are used only when there is nothing else:
+// containers cannot reach them, but this server runs on the host and can.
+func (r *resolver) setUpstreams(resolvConf string) {
+	f, err := os.Open(resolvConf)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var remote, local []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || fields[0] != "nameserver" {
+			continue
+		}
+		a, err := netip.ParseAddr(fields[1])
+		if err != nil {
+			continue
+		}
+		hp := netip.AddrPortFrom(a.Unmap(), 53).String()
+		if a.IsLoopback() {
+			local = append(local, hp)
+		} else {
+			remote = append(remote, hp)
+		}
+	}
+	if len(remote) == 0 {
+		remote = local
+	}
+	r.mu.Lock()
+	r.upstreams = remote
+	r.mu.Unlock()
+}
+
+// ServeDNS implements dns.Handler.
+func (r *resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if req.Opcode != dns.OpcodeQuery || len(req.Question) != 1 {
+		resp := new(dns.Msg).SetRcode(req, dns.RcodeNotImplemented)
+		_ = w.WriteMsg(resp)
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
+	r.mu.RLock()
+	addrs, known := r.names[name]
+	ptrs := r.ptrs[strings.ToLower(dns.Fqdn(q.Name))]
+	upstreams := r.upstreams
+	r.mu.RUnlock()
+	if q.Qclass == dns.ClassINET && (known || len(ptrs) > 0 && q.Qtype == dns.TypePTR) {
+		resp := new(dns.Msg).SetReply(req)
+		resp.Authoritative, resp.RecursionAvailable = true, true
+		hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: dnsTTL}
+		switch {
+		case q.Qtype == dns.TypePTR:
+			hdr.Rrtype = dns.TypePTR
+			for _, p := range ptrs {
+				resp.Answer = append(resp.Answer, &dns.PTR{Hdr: hdr, Ptr: p})
+			}
+		case q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY:
+			hdr.Rrtype = dns.TypeA
+			for _, a := range addrs {
+				resp.Answer = append(resp.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+			}
+		}
+		// Other types of a known name: no data, rather than a forward that
+		// would say the name does not exist.
+		_ = w.WriteMsg(resp)
+		return
+	}
+	r.forward(w, req, upstreams)
+}
+
+func (r *resolver) forward(w dns.ResponseWriter, req *dns.Msg, upstreams []string) {
+	proto := "udp"
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		proto = "tcp"
+	}
+	c := &dns.Client{Net: proto, Timeout: r.timeout}
+	for _, up := range upstreams {
+		resp, _, err := c.Exchange(req, up)
+		if err == nil && resp != nil {
+			resp.Id = req.Id
+			_ = w.WriteMsg(resp)
+			return
+		}
+	}
+	resp := new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+	resp.RecursionAvailable = true
+	_ = w.WriteMsg(resp)
+}

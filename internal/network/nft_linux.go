@@ -1,0 +1,217 @@
+package network
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The table "ip <Prefix>" holds every rule berth needs, rebuilt in one
+// transaction from the state whenever endpoints change, and deleted when no
+// network has endpoints. For active networks (bridge B, subnet S):
+//
+//	chain forward { type filter hook forward priority filter
+//	    iifname B oifname != B drop             # internal networks only
+//	    oifname B iifname != B drop             # internal networks only
+//	    ct status dnat accept                   # published ports, from anywhere
+//	    iifname B oifname != B jump isolate     # every network
+//	}
+//	chain isolate { oifname B drop }            # per network: no traffic between networks
+//	chain prerouting { type nat hook prerouting priority dstnat
+//	    fib daddr type local jump hostports }
+//	chain output { type nat hook output priority dstnat
+//	    fib daddr type local jump hostports }   # the host's own connections, 127.0.0.1 too
+//	chain hostports {                           # per published port
+//	    [ip daddr HOSTIP] tcp dport P dnat to IP:CP }
+//	chain postrouting { type nat hook postrouting priority srcnat
+//	    oifname B ip saddr 127.0.0.0/8 masquerade      # 127.0.0.1 → published port
+//	    oifname B ip saddr S ct status dnat masquerade # hairpin
+//	    ip saddr S oifname != B masquerade }           # outbound, non-internal networks
+//
+// A connection to 127.0.0.1:P is rewritten in the output chain to the
+// container's address; rerouted through the bridge it keeps source
+// 127.0.0.1, which the kernel allows only with route_localnet on the bridge,
+// and postrouting masquerades it to the gateway address so that the
+// container's reply comes back to the host (and conntrack turns it back into
+// 127.0.0.1:P → 127.0.0.1).
+
+const (
+	regAddr  = 1
+	regPort  = 2
+	ipsDNAT  = 0x20 // IPS_DST_NAT
+	ipHdrSrc = 12
+	ipHdrDst = 16
+)
+
+type activeNet struct {
+	n   *Network
+	eps []*endpoint
+}
+
+// active returns the networks with endpoints, by bridge name.
+func (st *state) active() []activeNet {
+	var out []activeNet
+	for _, n := range st.Networks {
+		if eps := st.endpointsOf(n.Name); len(eps) > 0 {
+			out = append(out, activeNet{n, eps})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].n.Bridge < out[j].n.Bridge })
+	return out
+}
+
+// applyRules replaces the nftables table with the one st needs, or deletes
+// it if no network has endpoints.
+func (m *Manager) applyRules(st *state) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	defer c.CloseLasting()
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: m.s.Prefix}
+	// Adding first makes the deletion succeed whether or not the table
+	// exists; all of it is one transaction.
+	c.AddTable(t)
+	c.DelTable(t)
+	nets := st.active()
+	if len(nets) > 0 {
+		c.AddTable(t)
+		buildRules(c, t, nets)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables table %s: %w", m.s.Prefix, err)
+	}
+	return nil
+}
+
+// deleteTable removes the table if it exists.
+func deleteTable(prefix string) error {
+	return (&Manager{s: Settings{Prefix: prefix}}).applyRules(&state{})
+}
+
+func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
+	accept := nftables.ChainPolicyAccept
+	base := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+	}
+	forward := base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	isolate := c.AddChain(&nftables.Chain{Name: "isolate", Table: t})
+	hostports := c.AddChain(&nftables.Chain{Name: "hostports", Table: t})
+	prerouting := base("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	output := base("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	postrouting := base("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
+		var all []expr.Any
+		for _, e := range exprs {
+			all = append(all, e...)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
+	}
+
+	for _, a := range nets {
+		if a.n.Internal {
+			rule(forward, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, a.n.Bridge), verdict(expr.VerdictDrop))
+			rule(forward, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, a.n.Bridge), verdict(expr.VerdictDrop))
+		}
+	}
+	rule(forward, ctDNAT(), verdict(expr.VerdictAccept))
+	for _, a := range nets {
+		rule(forward, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, a.n.Bridge), jump(isolate.Name))
+		rule(isolate, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, a.n.Bridge), verdict(expr.VerdictDrop))
+	}
+
+	local := []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	}
+	rule(prerouting, local, jump(hostports.Name))
+	rule(output, local, jump(hostports.Name))
+	for _, a := range nets {
+		for _, e := range a.eps {
+			for _, p := range e.Ports {
+				var match []expr.Any
+				if p.HostIP.IsValid() {
+					match = ipAddr(ipHdrDst, netip.PrefixFrom(p.HostIP, 32))
+				}
+				rule(hostports, match, l4port(p.Protocol, p.HostPort), dnat(e.IP, p.ContainerPort))
+			}
+		}
+	}
+
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	for _, a := range nets {
+		br := a.n.Bridge
+		rule(postrouting, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, br), ipAddr(ipHdrSrc, loopback), masq())
+		rule(postrouting, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, br), ipAddr(ipHdrSrc, a.n.Subnet), ctDNAT(), masq())
+		if !a.n.Internal {
+			rule(postrouting, ipAddr(ipHdrSrc, a.n.Subnet), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, br), masq())
+		}
+	}
+}
+
+// ifname matches the input or output interface's name.
+func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: append([]byte(name), 0)},
+	}
+}
+
+// ipAddr matches the IPv4 source or destination address against p.
+func ipAddr(offset uint32, p netip.Prefix) []expr.Any {
+	addr := p.Masked().Addr().As4()
+	out := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
+	if p.Bits() < 32 {
+		mask := make([]byte, 4)
+		binary.BigEndian.PutUint32(mask, ^uint32(0)<<(32-p.Bits()))
+		out = append(out, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)})
+	}
+	return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]})
+}
+
+// l4port matches protocol and destination port.
+func l4port(proto string, port uint16) []expr.Any {
+	p := byte(unix.IPPROTO_TCP)
+	if proto == "udp" {
+		p = unix.IPPROTO_UDP
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+}
+
+// ctDNAT matches connections whose destination was rewritten.
+func ctDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+func dnat(ip netip.Addr, port uint16) []expr.Any {
+	a := ip.As4()
+	return []expr.Any{
+		&expr.Immediate{Register: regAddr, Data: a[:]},
+		&expr.Immediate{Register: regPort, Data: binaryutil.BigEndian.PutUint16(port)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: regAddr, RegProtoMin: regPort, Specified: true},
+	}
+}
+
+func masq() []expr.Any { return []expr.Any{&expr.Masq{}} }
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+func jump(chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}
+}
