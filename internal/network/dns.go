@@ -24,6 +24,35 @@ type resolver struct {
 	ptrs      map[string][]string     // reverse name (with final dot) → names
 	upstreams []string                // host:port
 	timeout   time.Duration
+
+	// With stateFile set, records follow the state file: every query and
+	// refresh checks whether it was replaced.
+	network   string
+	stateFile string
+	read      func() (*state, error)
+	refreshMu sync.Mutex
+	last      os.FileInfo
+	endpoints int
+}
+
+// refresh reloads the records if the state file changed and returns the
+// number of the network's endpoints.
+func (r *resolver) refresh() int {
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
+	fi, err := os.Stat(r.stateFile)
+	if err != nil || r.last != nil && os.SameFile(fi, r.last) && fi.ModTime().Equal(r.last.ModTime()) {
+		return r.endpoints
+	}
+	st, err := r.read()
+	if err != nil {
+		return r.endpoints
+	}
+	r.last = fi
+	eps := st.endpointsOf(r.network)
+	r.setEndpoints(r.network, eps)
+	r.endpoints = len(eps)
+	return r.endpoints
 }
 
 // setEndpoints replaces the records with those of eps: each container's
@@ -110,6 +139,9 @@ func (r *resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		resp := new(dns.Msg).SetRcode(req, dns.RcodeNotImplemented)
 		_ = w.WriteMsg(resp)
 		return
+	}
+	if r.stateFile != "" {
+		r.refresh()
 	}
 	q := req.Question[0]
 	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))

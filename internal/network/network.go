@@ -45,9 +45,9 @@ type Settings struct {
 
 // Network is a bridge network.
 type Network struct {
-	Name    string `json:"name"`
-	ID      string `json:"id"`
-	Driver  string `json:"driver"` // "bridge"
+	Name    string       `json:"name"`
+	ID      string       `json:"id"`
+	Driver  string       `json:"driver"` // "bridge"
 	Subnet  netip.Prefix `json:"subnet"`
 	Gateway netip.Addr   `json:"gateway"`
 	// Bridge is the host's bridge device.

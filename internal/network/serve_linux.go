@@ -57,8 +57,8 @@ func ServeDNS(ctx context.Context, s Settings, network string) (err error) {
 	if !n.DNS {
 		return fmt.Errorf("network %s has no embedded DNS: %w", network, errdefs.ErrInvalidArgument)
 	}
-	r := &resolver{timeout: 3 * time.Second}
-	r.setEndpoints(n.Name, st.endpointsOf(n.Name))
+	r := &resolver{timeout: 3 * time.Second, network: n.Name, stateFile: m.path(stateFile), read: m.read}
+	r.refresh()
 	r.setUpstreams(m.s.ResolvConf)
 
 	addr := net.JoinHostPort(n.Gateway.String(), "53")
@@ -101,7 +101,6 @@ func ServeDNS(ctx context.Context, s Settings, network string) (err error) {
 
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	var last os.FileInfo
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,18 +108,7 @@ func ServeDNS(ctx context.Context, s Settings, network string) (err error) {
 		case <-tick.C:
 		}
 		r.setUpstreams(m.s.ResolvConf)
-		fi, err := os.Stat(m.path(stateFile))
-		if err != nil || last != nil && os.SameFile(fi, last) && fi.ModTime().Equal(last.ModTime()) {
-			continue
-		}
-		last = fi
-		st, err := m.read()
-		if err != nil {
-			continue
-		}
-		eps := st.endpointsOf(n.Name)
-		r.setEndpoints(n.Name, eps)
-		if len(eps) > 0 {
+		if r.refresh() > 0 {
 			continue
 		}
 		// Under the lock, so that a Connect either sees this server gone
