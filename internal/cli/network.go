@@ -1,8 +1,373 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/spf13/cobra"
+)
+
+// berthConfig is ROOT/berth.toml; its [network] section configures
+// networks:
+//
+//	[network]
+//	prefix = "berth"                 # host bridges berth0, berth1…, nftables table berth
+//	default_subnet = "10.88.0.0/16"  # the default network "bridge"
+type berthConfig struct {
+	Network struct {
+		Prefix        string `toml:"prefix"`
+		DefaultSubnet string `toml:"default_subnet"`
+	} `toml:"network"`
+}
+
+// networks returns the network manager of g.root: state in ROOT/networks,
+// settings from ROOT/berth.toml, and DNS servers that are this binary
+// running `network dns-serve`.
+func (g *globals) networks() (*network.Manager, error) {
+	var cfg berthConfig
+	path := filepath.Join(g.root, "berth.toml")
+	if _, err := toml.DecodeFile(path, &cfg); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	s := network.Settings{StateDir: filepath.Join(g.root, "networks"), Prefix: cfg.Network.Prefix}
+	if cfg.Network.DefaultSubnet != "" {
+		p, err := netip.ParsePrefix(cfg.Network.DefaultSubnet)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [network] default_subnet %q is not a CIDR subnet: %w", path, cfg.Network.DefaultSubnet, errdefs.ErrInvalidArgument)
+		}
+		s.DefaultSubnet = p
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("network DNS server: %w", err)
+	}
+	root := g.root
+	s.DNSCommand = func(name string) *exec.Cmd {
+		return exec.Command(exe, "--root", root, "network", "dns-serve", name)
+	}
+	return network.New(s)
+}
 
 // newNetworkCommand is berth's `network` command group.
 func newNetworkCommand(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "network", Short: "Manage networks", Hidden: true}
+	cmd := &cobra.Command{Use: "network", Short: "Manage networks"}
+	cmd.AddCommand(newNetworkCreate(g), newNetworkLs(g), newNetworkInspect(g), newNetworkRm(g),
+		newNetworkPrune(g), newNetworkDNSServe(g))
+	return cmd
+}
+
+func newNetworkCreate(g *globals) *cobra.Command {
+	var subnet, gateway, driver string
+	var internal bool
+	var labels []string
+	cmd := &cobra.Command{
+		Use:   "create [flags] NAME",
+		Short: "Create a bridge network",
+		Args:  exactArg("network name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n := network.Network{Name: args[0], Driver: driver, Internal: internal}
+			var err error
+			if subnet != "" {
+				if n.Subnet, err = netip.ParsePrefix(subnet); err != nil {
+					return fmt.Errorf("--subnet %q: not a CIDR subnet such as 10.89.5.0/24: %w", subnet, errdefs.ErrInvalidArgument)
+				}
+			}
+			if gateway != "" {
+				if n.Gateway, err = netip.ParseAddr(gateway); err != nil {
+					return fmt.Errorf("--gateway %q: not an IP address: %w", gateway, errdefs.ErrInvalidArgument)
+				}
+			}
+			for _, kv := range labels {
+				k, v, _ := strings.Cut(kv, "=")
+				if k == "" {
+					return fmt.Errorf("--label %q: use KEY=VALUE: %w", kv, errdefs.ErrInvalidArgument)
+				}
+				if n.Labels == nil {
+					n.Labels = map[string]string{}
+				}
+				n.Labels[k] = v
+			}
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			out, err := m.Create(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			fmt.Println(out.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free /24 from 10.89.0.0/16)")
+	f.StringVar(&gateway, "gateway", "", "gateway address (default: the subnet's first address)")
+	f.BoolVar(&internal, "internal", false, "no traffic to or from outside the network")
+	f.StringArrayVar(&labels, "label", nil, "set a label KEY=VALUE")
+	f.StringVarP(&driver, "driver", "d", "bridge", "network driver (only bridge)")
+	return cmd
+}
+
+func newNetworkLs(g *globals) *cobra.Command {
+	var quiet, noTrunc bool
+	var format string
+	cmd := &cobra.Command{
+		Use:     "ls [flags]",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tmpl, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			nets, err := m.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			if !quiet && tmpl == nil {
+				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET")
+			}
+			for _, n := range nets {
+				id := n.ID
+				if !noTrunc {
+					id = id[:12]
+				}
+				switch {
+				case tmpl != nil:
+					row := map[string]any{"ID": id, "Name": n.Name, "Driver": n.Driver, "Subnet": n.Subnet.String(),
+						"Gateway": n.Gateway.String(), "Internal": n.Internal, "Labels": n.Labels, "Created": n.Created}
+					if err := tmpl.Execute(tw, row); err != nil {
+						return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
+					}
+					fmt.Fprintln(tw)
+				case quiet:
+					fmt.Fprintln(tw, id)
+				default:
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, n.Name, n.Driver, n.Subnet)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only network IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "show full network IDs")
+	f.StringVar(&format, "format", "", "Go template for each network, e.g. {{.Name}}")
+	return cmd
+}
+
+func parseFormat(format string) (*template.Template, error) {
+	if format == "" {
+		return nil, nil
+	}
+	t, err := template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return t, nil
+}
+
+// inspectNetwork is Docker's shape of `network inspect`.
+type inspectNetwork struct {
+	Name       string                      `json:"Name"`
+	ID         string                      `json:"Id"`
+	Created    time.Time                   `json:"Created"`
+	Scope      string                      `json:"Scope"`
+	Driver     string                      `json:"Driver"`
+	EnableIPv6 bool                        `json:"EnableIPv6"`
+	IPAM       inspectIPAM                 `json:"IPAM"`
+	Internal   bool                        `json:"Internal"`
+	DNSEnabled bool                        `json:"DNSEnabled"`
+	Containers map[string]inspectContainer `json:"Containers"`
+	Options    map[string]string           `json:"Options"`
+	Labels     map[string]string           `json:"Labels"`
+}
+
+type inspectIPAM struct {
+	Driver string              `json:"Driver"`
+	Config []map[string]string `json:"Config"`
+}
+
+type inspectContainer struct {
+	Name        string   `json:"Name"`
+	MacAddress  string   `json:"MacAddress"`
+	IPv4Address string   `json:"IPv4Address"`
+	IPv6Address string   `json:"IPv6Address"`
+	Aliases     []string `json:"Aliases,omitempty"`
+	Ports       []string `json:"Ports,omitempty"`
+}
+
+func newNetworkInspect(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [--format TEMPLATE] NETWORK...",
+		Short: "Show networks' details as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tmpl, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			out := []inspectNetwork{}
+			for _, a := range args {
+				n, err := m.Get(cmd.Context(), a)
+				if err != nil {
+					return err
+				}
+				eps, err := m.Endpoints(cmd.Context(), n.Name)
+				if err != nil {
+					return err
+				}
+				in := inspectNetwork{
+					Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+					IPAM: inspectIPAM{Driver: "default", Config: []map[string]string{
+						{"Subnet": n.Subnet.String(), "Gateway": n.Gateway.String()}}},
+					Internal: n.Internal, DNSEnabled: n.DNS, Containers: map[string]inspectContainer{},
+					Options: map[string]string{"com.docker.network.bridge.name": n.Bridge},
+					Labels:  n.Labels,
+				}
+				if in.Labels == nil {
+					in.Labels = map[string]string{}
+				}
+				for _, e := range eps {
+					c := inspectContainer{Name: e.Name, MacAddress: e.MAC, Aliases: e.Aliases,
+						IPv4Address: netip.PrefixFrom(e.IP, e.Prefix).String()}
+					for _, p := range e.Ports {
+						c.Ports = append(c.Ports, p.String())
+					}
+					in.Containers[e.ContainerID] = c
+				}
+				out = append(out, in)
+			}
+			if tmpl == nil {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "    ")
+				return enc.Encode(out)
+			}
+			for _, o := range out {
+				var v map[string]any
+				data, _ := json.Marshal(o)
+				_ = json.Unmarshal(data, &v)
+				if err := tmpl.Execute(os.Stdout, v); err != nil {
+					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
+				}
+				fmt.Println()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each network, e.g. {{.IPAM.Config}}")
+	return cmd
+}
+
+func newNetworkRm(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NETWORK...",
+		Aliases: []string{"remove"},
+		Short:   "Remove networks",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			var firstErr error
+			for _, a := range args {
+				if err := m.Remove(cmd.Context(), a); err != nil {
+					fmt.Fprintln(os.Stderr, "berth: "+err.Error())
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				fmt.Println(a)
+			}
+			if firstErr != nil {
+				return &errdefs.StatusError{Status: errdefs.ExitCode(firstErr)}
+			}
+			return nil
+		},
+	}
+}
+
+func newNetworkPrune(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [-f]",
+		Short: "Remove all user-defined networks no container is connected to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			nets, err := m.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var deleted []string
+			for _, n := range nets {
+				if n.Name == network.DefaultNetwork {
+					continue
+				}
+				// A network in use is kept; Remove says so with Conflict.
+				err := m.Remove(cmd.Context(), n.Name)
+				switch {
+				case err == nil:
+					deleted = append(deleted, n.Name)
+				case !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound):
+					return err
+				}
+			}
+			if len(deleted) > 0 {
+				fmt.Println("Deleted Networks:")
+				for _, d := range deleted {
+					fmt.Println(d)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation (berth never asks)")
+	return cmd
+}
+
+// newNetworkDNSServe is the embedded DNS server process that network
+// connections start; it exits when its network has no endpoints.
+func newNetworkDNSServe(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "dns-serve NETWORK",
+		Short:  "Serve a network's embedded DNS (started by berth itself)",
+		Hidden: true,
+		Args:   exactArg("network name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.networks()
+			if err != nil {
+				return err
+			}
+			return network.ServeDNS(cmd.Context(), m.Settings(), args[0])
+		},
+	}
 }
