@@ -195,8 +195,10 @@ func newRmi(g *globals) *cobra.Command {
 }
 
 func newImport(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "import TARBALL REF",
+	var changes []string
+	var message string
+	cmd := &cobra.Command{
+		Use:   "import [-c INSTRUCTION]... [-m MESSAGE] TARBALL REF",
 		Short: "Make a one-layer image from a root file system tarball",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -208,7 +210,8 @@ func newImport(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			img, err := s.Import(cmd.Context(), args[0], ref, nil)
+			img, err := s.Import(cmd.Context(), args[0], ref, nil,
+				image.WithChanges(changes...), image.WithMessage(message))
 			if err != nil {
 				return err
 			}
@@ -216,6 +219,10 @@ func newImport(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil,
+		`apply a Dockerfile instruction to the image's configuration (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable`)
+	cmd.Flags().StringVarP(&message, "message", "m", "", "comment for the imported layer's history")
+	return cmd
 }
 
 func newImageCommand(g *globals) *cobra.Command {
@@ -261,6 +268,7 @@ type inspectImage struct {
 	Os           string         `json:"Os"`
 	Variant      string         `json:"Variant,omitempty"`
 	Size         int64          `json:"Size"`
+	Comment      string         `json:"Comment"`
 	Config       v1.Config      `json:"Config"`
 	RootFS       map[string]any `json:"RootFS"`
 	Digest       string         `json:"Digest"`
@@ -298,6 +306,10 @@ func newImageInspect(g *globals) *cobra.Command {
 				if err := json.Unmarshal(raw, &cfg); err != nil {
 					return fmt.Errorf("image %s: config: %w", img.ID, err)
 				}
+				var comment string
+				if n := len(cfg.History); n > 0 {
+					comment = cfg.History[n-1].Comment
+				}
 				var diffIDs []string
 				for _, l := range img.Layers {
 					diffIDs = append(diffIDs, l.DiffID.String())
@@ -305,7 +317,7 @@ func newImageInspect(g *globals) *cobra.Command {
 				out = append(out, inspectImage{
 					ID: img.ID.String(), RepoTags: nonNil(img.Names), RepoDigests: nonNil(img.RepoDigests),
 					Created: img.Created, Architecture: img.Arch, Os: img.OS, Variant: img.Variant,
-					Size: img.Size, Config: cfg.Config, Digest: img.Manifest.String(),
+					Size: img.Size, Comment: comment, Config: cfg.Config, Digest: img.Manifest.String(),
 					RootFS: map[string]any{"Type": "layers", "Layers": diffIDs},
 				})
 			}

@@ -205,9 +205,39 @@ func (s *Store) Prune(all bool) ([]digest.Digest, error) {
 	return removed, s.gc()
 }
 
+// ImportOption configures Import.
+type ImportOption func(*importOptions)
+
+type importOptions struct {
+	changes []string
+	message string
+}
+
+// WithChanges applies Dockerfile instructions to the imported image's
+// configuration (see ApplyChanges), like `docker import --change`.
+func WithChanges(changes ...string) ImportOption {
+	return func(o *importOptions) { o.changes = append(o.changes, changes...) }
+}
+
+// WithMessage sets the comment of the imported layer's history entry, like
+// `docker import --message`.
+func WithMessage(msg string) ImportOption {
+	return func(o *importOptions) { o.message = msg }
+}
+
 // Import makes a one-layer image from a root file system tarball (plain,
-// gzip or zstd) and names it ref, like `docker import`.
-func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress *Progress) (*Image, error) {
+// gzip or zstd) and names it ref, like `docker import`. A change that is
+// not valid (see ApplyChanges) is an errdefs.ErrInvalidArgument, and
+// nothing is stored.
+func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress *Progress, opts ...ImportOption) (*Image, error) {
+	var o importOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var config v1.Config
+	if err := ApplyChanges(&config, o.changes); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
 	if _, err := os.Stat(tarPath); err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
@@ -215,7 +245,11 @@ func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progr
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	created := time.Now().UTC()
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: created},
+		Comment: o.message,
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
@@ -225,7 +259,8 @@ func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progr
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", goruntime.GOARCH
-	cfg.Created = v1.Time{Time: time.Now().UTC()}
+	cfg.Created = v1.Time{Time: created}
+	cfg.Config = config
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return nil, err
 	}

@@ -2,9 +2,11 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image/registrytest"
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func needRoot(t *testing.T) {
@@ -199,6 +202,33 @@ func TestImportRootfsTarball(t *testing.T) {
 	}
 	if _, err := s.Import(context.Background(), "/nonexistent.tar", mustRef(t, "x"), nil); err == nil {
 		t.Fatal("import of a missing file succeeded")
+	}
+
+	// With changes and a message: they are in the config; a bad change
+	// stores nothing.
+	img, err = s.Import(context.Background(), tarball, mustRef(t, "local/imported:2"), nil,
+		WithChanges(`CMD ["sh"]`, "ENV A=1", "EXPOSE 80"), WithMessage("from a tarball"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Config(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf v1.ConfigFile
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cf.Config.Cmd, []string{"sh"}) || !reflect.DeepEqual(cf.Config.Env, []string{"A=1"}) ||
+		len(cf.Config.ExposedPorts) != 1 || len(cf.History) != 1 || cf.History[0].Comment != "from a tarball" {
+		t.Fatalf("imported config %+v, history %+v", cf.Config, cf.History)
+	}
+	_, err = s.Import(context.Background(), tarball, mustRef(t, "local/imported:3"), nil, WithChanges("CMD sh", "FOO bar"))
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), `import: change "FOO bar": unknown instruction FOO`) {
+		t.Fatalf("import with a bad change: %v", err)
+	}
+	if _, err := s.Get("local/imported:3"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("image of the failed import: %v", err)
 	}
 }
 
