@@ -8,16 +8,12 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/image/registrytest"
+	"github.com/berth-dev/berth/tests/fixture"
 )
 
 func buildBerth(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "berth")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build berth: %v\n%s", err, out)
-	}
-	return bin
+	return fixture.Berth(t)
 }
 
 type berth struct {

@@ -1,0 +1,82 @@
+package images
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/tests/fixture"
+)
+
+// TestImportChanges imports a busybox root file system with --change and
+// --message and finds them in `image inspect`, as with `docker import -c`.
+func TestImportChanges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: snapshots hold device nodes, owners and overlay xattrs")
+	}
+	b := berth{t: t, bin: buildBerth(t), root: t.TempDir()}
+	tarball := fixture.BusyboxRootfs(t)
+
+	id := strings.TrimSpace(b.must("import", "-m", "made by a test",
+		"-c", `ENTRYPOINT ["/bin/sh", "-c"]`, "--change", "CMD echo $GREETING",
+		"-c", "ENV GREETING=hello PATH=/bin", "-c", "EXPOSE 80 53/udp", "-c", "WORKDIR /srv",
+		"-c", "USER nobody", "-c", "LABEL org.example.a=1", "-c", "VOLUME /data",
+		"-c", "STOPSIGNAL SIGQUIT", "-c", "HEALTHCHECK --interval=5s --retries=2 CMD true",
+		"-c", "ONBUILD RUN true", tarball, "local/bb:changed"))
+	var got []struct {
+		ID      string `json:"Id"`
+		Comment string
+		Config  struct {
+			Entrypoint, Cmd, Env, OnBuild []string
+			ExposedPorts, Volumes         map[string]any
+			WorkingDir, User, StopSignal  string
+			Labels                        map[string]string
+			Healthcheck                   struct {
+				Test     []string
+				Interval int64
+				Retries  int
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(b.must("image", "inspect", "local/bb:changed")), &got); err != nil || len(got) != 1 {
+		t.Fatalf("image inspect: %v %+v", err, got)
+	}
+	g := got[0]
+	c := g.Config
+	for _, check := range []struct {
+		what      string
+		got, want any
+	}{
+		{"Id", g.ID, "sha256:" + id},
+		{"Comment", g.Comment, "made by a test"},
+		{"Entrypoint", c.Entrypoint, []string{"/bin/sh", "-c"}},
+		{"Cmd", c.Cmd, []string{"/bin/sh", "-c", "echo $GREETING"}},
+		{"Env", c.Env, []string{"GREETING=hello", "PATH=/bin"}},
+		{"ExposedPorts", len(c.ExposedPorts), 2},
+		{"Volumes", len(c.Volumes), 1},
+		{"WorkingDir", c.WorkingDir, "/srv"},
+		{"User", c.User, "nobody"},
+		{"StopSignal", c.StopSignal, "SIGQUIT"},
+		{"Labels", c.Labels, map[string]string{"org.example.a": "1"}},
+		{"Healthcheck", c.Healthcheck.Test, []string{"CMD-SHELL", "true"}},
+		{"Healthcheck interval", c.Healthcheck.Interval, int64(5e9)},
+		{"Healthcheck retries", c.Healthcheck.Retries, 2},
+		{"OnBuild", c.OnBuild, []string{"RUN true"}},
+	} {
+		if !reflect.DeepEqual(check.got, check.want) {
+			t.Errorf("%s = %#v, want %#v", check.what, check.got, check.want)
+		}
+	}
+
+	// A bad change: one line, exit status 2 (invalid argument), nothing stored.
+	_, errOut, code := b.run("import", "-c", "CMD sh", "-c", "FOO bar", tarball, "local/bb:bad")
+	if code != 2 || !strings.HasPrefix(errOut, `berth: import: change "FOO bar": unknown instruction FOO`) ||
+		strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("import with a bad change: exit %d, stderr %q", code, errOut)
+	}
+	if out := b.must("images", "-q"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("images after the failed import:\n%s", out)
+	}
+}
