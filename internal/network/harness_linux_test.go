@@ -26,7 +26,17 @@ import (
 const (
 	envDNSNetwork  = "BERTH_NETTEST_DNS"
 	envDNSSettings = "BERTH_NETTEST_SETTINGS"
+	envConnect     = "BERTH_NETTEST_CONNECT"
 )
+
+// connectJob is what a child process connects (see runConnectJob).
+type connectJob struct {
+	Settings dnsTestSettings
+	Network  string
+	NetNS    []string
+	// Die makes the child kill itself with SIGKILL once connected.
+	Die bool
+}
 
 func TestMain(m *testing.M) {
 	if network := os.Getenv(envDNSNetwork); network != "" {
@@ -38,6 +48,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if job := os.Getenv(envConnect); job != "" {
+		os.Exit(runConnectJob(job))
 	}
 	os.Exit(m.Run())
 }
@@ -97,8 +110,19 @@ func newEnv(t *testing.T) *testEnv {
 		Prefix:        fmt.Sprintf("bt%04x", rand.IntN(0x10000)),
 		DefaultSubnet: env.subnet(0),
 	}
-	env.s.DNSCommand = func(network string) *exec.Cmd {
-		data, err := json.Marshal(dnsTestSettings{env.s.StateDir, env.s.Prefix, env.s.DefaultSubnet})
+	env.s.DNSCommand = dnsCommand(dnsTestSettings{env.s.StateDir, env.s.Prefix, env.s.DefaultSubnet})
+	env.m, err = New(env.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.cleanup)
+	return env
+}
+
+// dnsCommand starts the test binary as a DNS server process.
+func dnsCommand(s dnsTestSettings) func(network string) *exec.Cmd {
+	return func(network string) *exec.Cmd {
+		data, err := json.Marshal(s)
 		if err != nil {
 			panic(err)
 		}
@@ -106,12 +130,57 @@ func newEnv(t *testing.T) *testEnv {
 		cmd.Env = append(os.Environ(), envDNSNetwork+"="+network, envDNSSettings+"="+string(data))
 		return cmd
 	}
-	env.m, err = New(env.s)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// runConnectJob is a child process that connects namespaces, each as the
+// container named after its file, and exits (or dies).
+func runConnectJob(data string) int {
+	var job connectJob
+	if err := json.Unmarshal([]byte(data), &job); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
-	t.Cleanup(env.cleanup)
-	return env
+	s := job.Settings
+	m, err := New(Settings{StateDir: s.StateDir, Prefix: s.Prefix, DefaultSubnet: s.DefaultSubnet, DNSCommand: dnsCommand(s)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, ns := range job.NetNS {
+		name := filepath.Base(ns)
+		if _, err := m.Connect(context.Background(), job.Network, Attach{ContainerID: name, Name: name, NetNS: ns}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if job.Die {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+	return 0
+}
+
+// runChildren runs one child process per job at once and returns their
+// errors.
+func (env *testEnv) runChildren(jobs ...connectJob) []error {
+	errs := make([]error, len(jobs))
+	done := make(chan struct{})
+	for i, job := range jobs {
+		job.Settings = dnsTestSettings{env.s.StateDir, env.s.Prefix, env.s.DefaultSubnet}
+		data, _ := json.Marshal(job)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envConnect+"="+string(data))
+		go func() {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("%v: %s", err, out)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range jobs {
+		<-done
+	}
+	return errs
 }
 
 func (env *testEnv) subnet(i int) netip.Prefix {

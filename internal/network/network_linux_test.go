@@ -216,6 +216,15 @@ func TestTraffic(t *testing.T) {
 	})
 	t.Run("DNS", func(t *testing.T) {
 		testDNS(t, env, a, b)
+		// Not from another network's containers.
+		msg := new(dns.Msg).SetQuestion("b.", dns.TypeA)
+		var err error
+		inNS(t, nsC, func() {
+			_, _, err = (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(msg, net.JoinHostPort(a.Gateway.String(), "53"))
+		})
+		if err == nil {
+			t.Error("c (net2) queries net1's DNS server")
+		}
 	})
 	t.Run("disconnect", func(t *testing.T) {
 		if err := m.Disconnect(ctx, "net1", "b-0123456789abcdef"); err != nil {

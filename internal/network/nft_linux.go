@@ -23,6 +23,8 @@ import (
 //	    iifname B oifname != B jump isolate     # every network
 //	}
 //	chain isolate { oifname B drop }            # per network: no traffic between networks
+//	chain input { type filter hook input priority filter
+//	    iifname != B iifname != lo ip daddr GATEWAY tcp|udp dport 53 drop } # per network with DNS
 //	chain prerouting { type nat hook prerouting priority dstnat
 //	    fib daddr type local jump hostports }
 //	chain output { type nat hook output priority dstnat
@@ -102,6 +104,7 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
 	}
 	forward := base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
 	isolate := c.AddChain(&nftables.Chain{Name: "isolate", Table: t})
+	input := base("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	hostports := c.AddChain(&nftables.Chain{Name: "hostports", Table: t})
 	prerouting := base("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	output := base("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
@@ -124,6 +127,18 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
 	for _, a := range nets {
 		rule(forward, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, a.n.Bridge), jump(isolate.Name))
 		rule(isolate, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, a.n.Bridge), verdict(expr.VerdictDrop))
+	}
+
+	// A network's DNS server answers its own containers (and the host), not
+	// those of other networks.
+	for _, a := range nets {
+		if !a.n.DNS {
+			continue
+		}
+		for _, proto := range []string{"tcp", "udp"} {
+			rule(input, ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, a.n.Bridge), ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, "lo"),
+				ipAddr(ipHdrDst, netip.PrefixFrom(a.n.Gateway, 32)), l4port(proto, 53), verdict(expr.VerdictDrop))
+		}
 	}
 
 	local := []expr.Any{
