@@ -55,6 +55,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 		Config:   merge(icfg.Config, o),
 		Host:     o.Host,
 	}
+	if c.Config.Hostname == "" {
+		c.Config.Hostname = short(c.ID)
+		if c.networkMode() == "host" {
+			c.Config.Hostname, _ = os.Hostname()
+		}
+	}
 	if n := len(o.Image.Layers); n > 0 {
 		c.ChainID = o.Image.Layers[n-1].ChainID
 	}
@@ -74,6 +80,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 		e.releaseName(c.Name, c.ID)
 		return nil, fmt.Errorf("create %s: %w", c.Name, err)
 	}
+	e.emit("create", c, nil)
 	return c, nil
 }
 

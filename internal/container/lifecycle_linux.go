@@ -49,6 +49,9 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 		e.release(ctx, c, st)
 	}
 	if err != nil {
+		if c.Host.AutoRemove {
+			e.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true})
+		}
 		return nil, fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	return c, nil
@@ -93,6 +96,9 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 func (e *Engine) release(ctx context.Context, c *Container, st *State) {
 	e.disconnect(ctx, c, st)
 	e.unmountRootfs(c.ID)
+	if st != nil && len(st.Endpoints) > 0 {
+		e.updateState(c.ID, func(s *State) error { s.Endpoints = nil; return nil })
+	}
 }
 
 // Stop stops the container ref names: its stop signal, then SIGKILL after
@@ -121,7 +127,11 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *time.Duration) e
 	if sig == "" {
 		sig = "SIGTERM"
 	}
-	return e.terminate(ctx, c, sig, t)
+	if err := e.terminate(ctx, c, sig, t); err != nil {
+		return err
+	}
+	e.emit("stop", c, nil)
+	return nil
 }
 
 // terminate sends sig and, if the container has not stopped after t,
@@ -180,6 +190,7 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if err := e.runtime(ctx, c, "kill", id, strconv.Itoa(int(n))); err != nil {
 		return fmt.Errorf("kill %s: %s: %w", c.Name, err, errdefs.ErrConflict)
 	}
+	e.emit("kill", c, map[string]string{"signal": strconv.Itoa(int(n))})
 	return nil
 }
 
@@ -218,6 +229,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	if o.Volumes {
 		e.removeAnonymousVolumes(c)
 	}
+	e.emit("destroy", c, nil)
 	return nil
 }
 

@@ -85,7 +85,7 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 		return err
 	}
 	defer m.log.Close()
-	if m.hub, err = newHub(filepath.Join(m.dir, attachSock), c.Config.Tty); err != nil {
+	if m.hub, err = newHub(m.dir, c.Config.Tty); err != nil {
 		return err
 	}
 	defer m.hub.close()
@@ -202,6 +202,7 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 		s.ExitCode, s.OOMKilled = 0, false
 		return nil
 	})
+	m.e.emit("start", c, nil)
 	if first {
 		report(startReport{Pid: pid})
 	}
@@ -214,6 +215,10 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
 	m.reaper.forget()
 	m.setExited(code, "", oom)
+	if oom {
+		m.e.emit("oom", c, nil)
+	}
+	m.e.emit("die", c, map[string]string{"exitCode": strconv.Itoa(code)})
 	return code, nil
 }
 

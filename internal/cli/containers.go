@@ -1,0 +1,425 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/containerd/console"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// engine opens the container engine with the image store and networks of
+// the global root.
+func (g *globals) engine() (*container.Engine, error) {
+	images, err := g.store()
+	if err != nil {
+		return nil, err
+	}
+	nets, err := g.networks()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return container.New(container.Options{
+		Root: g.root, RunRoot: container.DefaultRunRoot(g.root), Images: images, Networks: nets,
+		Berth: []string{exe, "--root", g.root},
+	})
+}
+
+// helpFlag keeps -h free for --hostname, as in Docker.
+func helpFlag(cmd *cobra.Command) {
+	cmd.Flags().Bool("help", false, "help for "+cmd.Name())
+}
+
+func newRun(g *globals) *cobra.Command {
+	var r runFlags
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Create and start a container",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, c, err := g.create(cmd, &r, args)
+			if err != nil {
+				return err
+			}
+			if detach {
+				if _, err := e.Start(cmd.Context(), c.ID, nil); err != nil {
+					return err
+				}
+				fmt.Println(c.ID)
+				return nil
+			}
+			return runAttached(cmd, e, c, r.interactive, r.tty)
+		},
+	}
+	r.register(cmd)
+	helpFlag(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+	return cmd
+}
+
+// create resolves the image (pulling it if it is missing) and creates the
+// container the flags describe.
+func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*container.Engine, *container.Container, error) {
+	o, err := r.options(cmd, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := g.engine()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := g.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := s.Get(args[0])
+	if errors.Is(err, errdefs.ErrNotFound) {
+		ref, perr := image.ParseReference(args[0])
+		if perr != nil {
+			return nil, nil, perr
+		}
+		fmt.Fprintf(os.Stderr, "Image %s not found here; pulling it\n", ref)
+		if img, err = s.Pull(cmd.Context(), ref, image.PullOptions{}); err != nil {
+			return nil, nil, fmt.Errorf("image %s is not here and could not be pulled: %w", args[0], err)
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	o.Image = img
+	c, err := e.Create(cmd.Context(), o)
+	return e, c, err
+}
+
+// runAttached starts c attached to this command's terminal or stdio and
+// exits with the container's status.
+func runAttached(cmd *cobra.Command, e *container.Engine, c *container.Container, interactive, tty bool) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "attach"), os.NewFile(uintptr(fds[1]), "attach")
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return err
+	}
+	defer conn.Close()
+	_, err = e.Start(cmd.Context(), c.ID, theirs)
+	theirs.Close()
+	if err != nil {
+		return err
+	}
+	return attachStreams(conn, e, c.ID, interactive, tty)
+}
+
+// attachStreams relays this command's stdio over conn until the container
+// exits, and returns its exit status as a StatusError.
+func attachStreams(conn net.Conn, e *container.Engine, id string, interactive, tty bool) error {
+	s := container.Streams{Stdout: os.Stdout, Stderr: os.Stderr}
+	if interactive {
+		s.Stdin = os.Stdin
+	}
+	if tty {
+		if cur, err := console.ConsoleFromFile(os.Stdin); err == nil {
+			if err := cur.SetRaw(); err == nil {
+				defer cur.Reset()
+			}
+			resize := make(chan [2]uint16, 1)
+			send := func() {
+				if sz, err := cur.Size(); err == nil {
+					select {
+					case resize <- [2]uint16{sz.Height, sz.Width}:
+					default:
+					}
+				}
+			}
+			send()
+			winch := make(chan os.Signal, 1)
+			signal.Notify(winch, unix.SIGWINCH)
+			defer signal.Stop(winch)
+			go func() {
+				for range winch {
+					send()
+				}
+			}()
+			s.Resize = resize
+		}
+	} else {
+		// Docker's --sig-proxy: what would stop this command goes to the
+		// container instead.
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+		defer signal.Stop(sigs)
+		fwd := make(chan int, 4)
+		go func() {
+			for sig := range sigs {
+				fwd <- int(sig.(unix.Signal))
+			}
+		}()
+		s.Signals = fwd
+	}
+	code, err := container.AttachStreams(conn, s)
+	if errors.Is(err, container.ErrDetached) {
+		// The monitor went away without saying how the container ended:
+		// its state says.
+		if _, st, gerr := e.Get(id); gerr == nil && !st.Running() {
+			code, err = st.ExitCode, nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &errdefs.StatusError{Status: code}
+	}
+	return nil
+}
+
+func newCreate(g *globals) *cobra.Command {
+	var r runFlags
+	cmd := &cobra.Command{
+		Use:   "create [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Create a container without starting it",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, c, err := g.create(cmd, &r, args)
+			if err != nil {
+				return err
+			}
+			fmt.Println(c.ID)
+			return nil
+		},
+	}
+	r.register(cmd)
+	helpFlag(cmd)
+	return cmd
+}
+
+func newStart(g *globals) *cobra.Command {
+	var all, attach, interactive bool
+	cmd := &cobra.Command{
+		Use:   "start [flags] CONTAINER...",
+		Short: "Start containers",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			if all {
+				// After a reboot: what the restart policies want running.
+				cs, sts, err := e.List()
+				if err != nil {
+					return err
+				}
+				for i, c := range cs {
+					p := c.Host.RestartPolicy.Name
+					if sts[i].Running() || !(p == "always" || (p == "unless-stopped" && !sts[i].ManualStop) || (p == "on-failure" && sts[i].ExitCode != 0 && !sts[i].ManualStop)) {
+						continue
+					}
+					args = append(args, c.ID)
+				}
+			} else if len(args) == 0 {
+				return fmt.Errorf("start: name at least one container, or --all: %w", errdefs.ErrInvalidArgument)
+			}
+			if attach && len(args) == 1 {
+				c, st, err := e.Get(args[0])
+				if err != nil {
+					return err
+				}
+				if st.Running() {
+					return fmt.Errorf("container %s is already running: use berth attach: %w", c.Name, errdefs.ErrConflict)
+				}
+				return runAttached(cmd, e, c, interactive, c.Config.Tty)
+			}
+			return eachContainer(args, func(ref string) error {
+				_, err := e.Start(cmd.Context(), ref, nil)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&all, "all", false, "start every container whose restart policy wants it running (after a reboot)")
+	f.BoolVarP(&attach, "attach", "a", false, "attach to the container's output and wait for it")
+	f.BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
+	return cmd
+}
+
+// eachContainer runs fn for each ref, printing the ref on success as
+// Docker does, and returns the first error after trying all of them.
+func eachContainer(refs []string, fn func(ref string) error) error {
+	var first error
+	for _, ref := range refs {
+		if err := fn(ref); err != nil {
+			fmt.Fprintln(os.Stderr, "berth: "+err.Error())
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		fmt.Println(ref)
+	}
+	if first != nil {
+		return &errdefs.StatusError{Status: errdefs.ExitCode(first)}
+	}
+	return nil
+}
+
+func newStop(g *globals) *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "stop [-t SECONDS] CONTAINER...",
+		Short: "Stop running containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			var t *time.Duration
+			if cmd.Flags().Changed("time") {
+				d := time.Duration(timeout) * time.Second
+				t = &d
+			}
+			return eachContainer(args, func(ref string) error { return e.Stop(cmd.Context(), ref, t) })
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before SIGKILL")
+	return cmd
+}
+
+func newRestart(g *globals) *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "restart [-t SECONDS] CONTAINER...",
+		Short: "Restart containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			d := time.Duration(timeout) * time.Second
+			return eachContainer(args, func(ref string) error {
+				if err := e.Stop(cmd.Context(), ref, &d); err != nil {
+					return err
+				}
+				_, err := e.Start(cmd.Context(), ref, nil)
+				return err
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before SIGKILL")
+	return cmd
+}
+
+func newKill(g *globals) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [-s SIGNAL] CONTAINER...",
+		Short: "Send a signal to containers (SIGKILL by default)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			return eachContainer(args, func(ref string) error { return e.Kill(cmd.Context(), ref, sig) })
+		},
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "signal to send")
+	return cmd
+}
+
+func newRm(g *globals) *cobra.Command {
+	var o container.RemoveOptions
+	cmd := &cobra.Command{
+		Use:   "rm [-f] [-v] CONTAINER...",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			return eachContainer(args, func(ref string) error { return e.Remove(cmd.Context(), ref, o) })
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "kill a running container first")
+	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "remove the container's anonymous volumes")
+	return cmd
+}
+
+func newWait(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER...",
+		Short: "Wait for containers to stop and print their exit statuses",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			for _, ref := range args {
+				code, err := e.Wait(cmd.Context(), ref)
+				if err != nil {
+					return err
+				}
+				fmt.Println(code)
+			}
+			return nil
+		},
+	}
+}
+
+func newAttach(g *globals) *cobra.Command {
+	var noStdin bool
+	cmd := &cobra.Command{
+		Use:   "attach CONTAINER",
+		Short: "Attach to a running container's stdio",
+		Args:  exactArg("container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			conn, c, err := e.Attach(args[0])
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			return attachStreams(conn, e, c.ID, c.Config.OpenStdin && !noStdin, c.Config.Tty)
+		},
+	}
+	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")
+	return cmd
+}
+
+// newContainerMonitor is the hidden command a container's monitor runs as.
+func newContainerMonitor(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "container-monitor ID",
+		Hidden: true,
+		Args:   exactArg("container ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			return e.Monitor(cmd.Context(), args[0])
+		},
+	}
+}

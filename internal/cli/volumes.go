@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/spf13/cobra"
+)
+
+func newVolumeCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "volume", Short: "Manage named volumes"}
+	var labels []string
+	create := &cobra.Command{
+		Use:   "create [--label K=V] [NAME]",
+		Short: "Create a volume",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			l, err := keyValues("--label", labels)
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			v, err := e.CreateVolume(name, l)
+			if err != nil {
+				return err
+			}
+			fmt.Println(v.Name)
+			return nil
+		},
+	}
+	create.Flags().StringArrayVarP(&labels, "label", "l", nil, "set a label KEY=VALUE")
+	var quiet bool
+	var format string
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			vs, err := e.Volumes()
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, v := range vs {
+					fmt.Println(v.Name)
+				}
+				return nil
+			}
+			if format == "" {
+				format = "table {{.Driver}}\t{{.Name}}"
+			}
+			return printRows(format, vs, "DRIVER\tVOLUME NAME")
+		},
+	}
+	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
+	ls.Flags().StringVar(&format, "format", "", "Go template for each volume")
+	var inspectFormat string
+	inspect := &cobra.Command{
+		Use:   "inspect [--format T] VOLUME...",
+		Short: "Show volumes' details as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			var out []*container.Volume
+			for _, a := range args {
+				v, err := e.Volume(a)
+				if err != nil {
+					return err
+				}
+				out = append(out, v)
+			}
+			if inspectFormat == "" {
+				return printJSON(out)
+			}
+			t, err := parseTemplate(inspectFormat)
+			if err != nil {
+				return err
+			}
+			for _, v := range out {
+				if err := printJSONTemplate(os.Stdout, t, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "Go template applied to each volume")
+	var force bool
+	rm := &cobra.Command{
+		Use:     "rm [-f] VOLUME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove volumes no container uses",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			return eachContainer(args, func(name string) error { return e.RemoveVolume(name, force) })
+		},
+	}
+	rm.Flags().BoolVarP(&force, "force", "f", false, "no error for missing volumes")
+	var all bool
+	prune := &cobra.Command{
+		Use:   "prune [-a]",
+		Short: "Remove unused anonymous volumes (all unused with -a)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			names, err := e.PruneVolumes(all)
+			for _, n := range names {
+				fmt.Println(n)
+			}
+			return err
+		},
+	}
+	prune.Flags().BoolVarP(&all, "all", "a", false, "remove named volumes too")
+	prune.Flags().BoolP("force", "f", true, "do not prompt (berth never prompts)")
+	cmd.AddCommand(create, ls, inspect, rm, prune)
+	return cmd
+}

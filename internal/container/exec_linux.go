@@ -1,0 +1,167 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ExecOptions describe a process to run in a running container.
+type ExecOptions struct {
+	Args    []string
+	Env     []string // added to the container's
+	User    string   // "" is the container's user
+	Workdir string   // "" is the container's working directory
+	Tty     bool
+	Detach  bool
+	// Stdin, Stdout and Stderr are the process's stdio without a terminal;
+	// Stdin may be nil.
+	Stdin          *os.File
+	Stdout, Stderr *os.File
+	// Terminal, with Tty, receives the pty master and returns once the
+	// process is done with it.
+	Terminal func(master *os.File)
+}
+
+// Exec runs a process in the running container ref names and returns its
+// exit status (0 when detached).
+func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, error) {
+	c, st, err := e.Get(ref)
+	if err != nil {
+		return -1, err
+	}
+	if st.Status != Running {
+		return -1, fmt.Errorf("container %s is not running: %w", c.Name, errdefs.ErrConflict)
+	}
+	if len(o.Args) == 0 {
+		return -1, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
+	}
+	var spec specs.Spec
+	if err := readJSON(filepath.Join(e.dir(c.ID), specFile), &spec); err != nil {
+		return -1, fmt.Errorf("container %s: %w", c.Name, err)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal = o.Args, o.Tty
+	p.Env = mergeEnv(p.Env, o.Env)
+	if o.Workdir != "" {
+		p.Cwd = o.Workdir
+	}
+	if o.User != "" {
+		b := &specBuilder{c: &Container{Config: Config{User: o.User}}, rootfs: filepath.Join(e.dir(c.ID), rootfsDir)}
+		var tmp specs.Spec
+		if err := b.process(&tmp); err != nil {
+			return -1, err
+		}
+		p.User = tmp.Process.User
+	}
+	tmp, err := os.CreateTemp(e.dir(c.ID), ".exec-*.json")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := json.NewEncoder(tmp).Encode(&p); err != nil {
+		tmp.Close()
+		return -1, err
+	}
+	tmp.Close()
+	args := []string{"exec", "--process", tmp.Name()}
+	if o.Detach {
+		args = append(args, "--detach")
+	}
+	var ln *net.UnixListener
+	if o.Tty {
+		d, err := os.MkdirTemp("", "berth-exec")
+		if err != nil {
+			return -1, err
+		}
+		defer os.RemoveAll(d)
+		sock := filepath.Join(d, "console.sock")
+		if ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+			return -1, err
+		}
+		defer ln.Close()
+		args = append(args, "--console-socket", sock)
+	}
+	cmd := e.runtimeCmd(ctx, c, append(args, c.ID)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
+	}
+	if o.Tty {
+		if err := e.execTerminal(c, ln, o); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return -1, err
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		if ee, ok := err.(interface{ ExitCode() int }); ok && ee.ExitCode() >= 0 {
+			return ee.ExitCode(), nil
+		}
+		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
+	}
+	return 0, nil
+}
+
+// execTerminal takes the terminal the runtime sends over ln and serves
+// it until the process is done with it.
+func (e *Engine) execTerminal(c *Container, ln *net.UnixListener, o ExecOptions) error {
+	type result struct {
+		master *os.File
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			got <- result{err: fmt.Errorf("no terminal received")}
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) == 0 {
+			got <- result{err: fmt.Errorf("no terminal received")}
+			return
+		}
+		got <- result{master: os.NewFile(uintptr(fds[0]), "pty-master")}
+	}()
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		r.err = fmt.Errorf("the runtime sent no terminal")
+	}
+	if r.err != nil {
+		return fmt.Errorf("exec in %s: %w", c.Name, r.err)
+	}
+	defer r.master.Close()
+	if o.Detach {
+		return nil
+	}
+	if o.Terminal != nil {
+		o.Terminal(r.master)
+	} else {
+		io.Copy(o.Stdout, r.master)
+	}
+	return nil
+}

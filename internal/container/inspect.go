@@ -1,0 +1,182 @@
+package container
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Details is a container as `docker inspect` shows it, so that templates
+// such as {{.State.Pid}} and {{.NetworkSettings.IPAddress}} work as users
+// expect.
+type Details struct {
+	ID              string            `json:"Id"`
+	Created         time.Time         `json:"Created"`
+	Path            string            `json:"Path"`
+	Args            []string          `json:"Args"`
+	State           DetailsState      `json:"State"`
+	Image           string            `json:"Image"`
+	ImageName       string            `json:"ImageName"`
+	Name            string            `json:"Name"`
+	RestartCount    int               `json:"RestartCount"`
+	LogPath         string            `json:"LogPath"`
+	HostConfig      HostConfig        `json:"HostConfig"`
+	Mounts          []DetailsMount    `json:"Mounts"`
+	Config          DetailsConfig     `json:"Config"`
+	NetworkSettings DetailsNetworking `json:"NetworkSettings"`
+	Warnings        []string          `json:"Warnings,omitempty"`
+}
+
+// DetailsState is Docker's State object.
+type DetailsState struct {
+	Status     string    `json:"Status"`
+	Running    bool      `json:"Running"`
+	Paused     bool      `json:"Paused"`
+	Restarting bool      `json:"Restarting"`
+	OOMKilled  bool      `json:"OOMKilled"`
+	Dead       bool      `json:"Dead"`
+	Pid        int       `json:"Pid"`
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+	Health     *Health   `json:"Health,omitempty"`
+}
+
+// DetailsMount is one entry of Docker's Mounts.
+type DetailsMount struct {
+	Type        string `json:"Type"`
+	Name        string `json:"Name,omitempty"`
+	Source      string `json:"Source"`
+	Destination string `json:"Destination"`
+	RW          bool   `json:"RW"`
+}
+
+// DetailsConfig is Docker's Config object.
+type DetailsConfig struct {
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Labels       map[string]string   `json:"Labels"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Image        string              `json:"Image"`
+	Healthcheck  *Healthcheck        `json:"Healthcheck,omitempty"`
+}
+
+// DetailsNetworking is Docker's NetworkSettings object.
+type DetailsNetworking struct {
+	IPAddress   string                    `json:"IPAddress"`
+	IPPrefixLen int                       `json:"IPPrefixLen"`
+	Gateway     string                    `json:"Gateway"`
+	MacAddress  string                    `json:"MacAddress"`
+	Ports       map[string][]PortHost     `json:"Ports"`
+	Networks    map[string]DetailsNetwork `json:"Networks"`
+	SandboxKey  string                    `json:"SandboxKey"`
+}
+
+// PortHost is where a container port is published.
+type PortHost struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// DetailsNetwork is one of Docker's NetworkSettings.Networks.
+type DetailsNetwork struct {
+	IPAddress   string   `json:"IPAddress"`
+	IPPrefixLen int      `json:"IPPrefixLen"`
+	Gateway     string   `json:"Gateway"`
+	MacAddress  string   `json:"MacAddress"`
+	Aliases     []string `json:"Aliases"`
+}
+
+// Inspect returns the details of the container ref names.
+func (e *Engine) Inspect(ref string) (*Details, error) {
+	c, st, err := e.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...)
+	d := &Details{
+		ID: c.ID, Created: c.Created, Image: c.ImageID.String(), ImageName: c.Image, Name: "/" + c.Name,
+		RestartCount: st.RestartCount, LogPath: filepath.Join(e.dir(c.ID), logFile), HostConfig: c.Host,
+		State: DetailsState{
+			Status: st.Status, Running: st.Status == Running || st.Status == Paused, Paused: st.Status == Paused,
+			Restarting: st.Status == Restarting, OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode,
+			Error: st.Error, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Health: st.Health,
+		},
+		Config: DetailsConfig{
+			Hostname: c.Config.Hostname, User: c.Config.User, Env: c.Config.Env, Cmd: c.Config.Cmd,
+			Entrypoint: c.Config.Entrypoint, WorkingDir: c.Config.WorkingDir, Labels: c.Config.Labels,
+			StopSignal: c.Config.StopSignal, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, Image: c.Image,
+			Healthcheck: c.Config.Healthcheck,
+		},
+		NetworkSettings: DetailsNetworking{Ports: map[string][]PortHost{}, Networks: map[string]DetailsNetwork{}},
+		Warnings:        st.Warnings,
+	}
+	if len(args) > 0 {
+		d.Path, d.Args = args[0], args[1:]
+	}
+	if d.Config.Labels == nil {
+		d.Config.Labels = map[string]string{}
+	}
+	if len(c.Config.ExposedPorts) > 0 {
+		d.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range c.Config.ExposedPorts {
+			d.Config.ExposedPorts[p] = struct{}{}
+			d.NetworkSettings.Ports[p] = nil
+		}
+	}
+	for _, m := range c.Host.Mounts {
+		dm := DetailsMount{Type: m.Type, Source: m.Source, Destination: m.Destination, RW: !m.ReadOnly}
+		if m.Type == "volume" {
+			dm.Name, dm.Source = m.Source, filepath.Join(e.volRoot, m.Source, volumeData)
+		}
+		d.Mounts = append(d.Mounts, dm)
+	}
+	if st.Running() {
+		if mode := c.networkMode(); mode != "host" {
+			d.NetworkSettings.SandboxKey = e.netnsPath(c.ID)
+		}
+	}
+	for i, ep := range st.Endpoints {
+		n := DetailsNetwork{IPAddress: ep.IP.String(), IPPrefixLen: ep.Prefix, Gateway: ep.Gateway.String(), MacAddress: ep.MAC, Aliases: ep.Aliases}
+		d.NetworkSettings.Networks[ep.Network] = n
+		if i == 0 {
+			ns := &d.NetworkSettings
+			ns.IPAddress, ns.IPPrefixLen, ns.Gateway, ns.MacAddress = n.IPAddress, n.IPPrefixLen, n.Gateway, n.MacAddress
+		}
+		for _, p := range ep.Ports {
+			key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
+			hostIP := "0.0.0.0"
+			if p.HostIP.IsValid() {
+				hostIP = p.HostIP.String()
+			}
+			d.NetworkSettings.Ports[key] = append(d.NetworkSettings.Ports[key], PortHost{HostIP: hostIP, HostPort: strconv.Itoa(int(p.HostPort))})
+		}
+	}
+	return d, nil
+}
+
+// PortsString is the PORTS column of `ps`: 0.0.0.0:8080->80/tcp, …
+func (d *Details) PortsString() string {
+	var out []string
+	for ctr, hosts := range d.NetworkSettings.Ports {
+		if len(hosts) == 0 {
+			out = append(out, ctr)
+		}
+		for _, h := range hosts {
+			out = append(out, fmt.Sprintf("%s:%s->%s", h.HostIP, h.HostPort, ctr))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/tests/fixture"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// env is one test's berth: its own root, network prefix and subnet, so
+// tests run beside each other and beside a user's real berth.
+type env struct {
+	t      *testing.T
+	berth  string
+	root   string
+	prefix string
+	subnet string // of the default network
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("engine tests need root (namespaces, cgroups, overlay mounts, nftables)")
+	}
+	e := &env{t: t, berth: fixture.Berth(t), root: t.TempDir()}
+	n := rand.IntN(1 << 16)
+	e.prefix = fmt.Sprintf("bt%04x", n)
+	e.subnet = fmt.Sprintf("10.%d.%d.0/24", 150+n%50, n>>8)
+	conf := fmt.Sprintf("[network]\nprefix = %q\ndefault_subnet = %q\n", e.prefix, e.subnet)
+	if err := os.WriteFile(filepath.Join(e.root, "berth.toml"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+// run runs berth and returns its stdout, stderr and exit status.
+func (e *env) run(args ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(e.berth, append([]string{"--root", e.root}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// must runs berth, fails the test unless it succeeds, and returns its
+// trimmed stdout.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("berth %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// fails runs berth, expects it to fail with a one-line error containing
+// want, and returns that line.
+func (e *env) fails(want string, args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(args...)
+	if code == 0 {
+		e.t.Fatalf("berth %s succeeded, want an error with %q\nstdout: %s", strings.Join(args, " "), want, out)
+	}
+	msg := strings.TrimSpace(errOut)
+	if strings.Count(msg, "\n") > 0 || !strings.Contains(msg, want) {
+		e.t.Fatalf("berth %s: want one line containing %q, got:\n%s", strings.Join(args, " "), want, msg)
+	}
+	return msg
+}
+
+func (e *env) busybox() string { return fixture.BusyboxImage(e.t, e.berth, e.root) }
+
+// eventually polls cond for up to d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cleanup removes every container and network of the test and checks that
+// nothing is left on the host: mounts, links, nftables tables, processes.
+func (e *env) cleanup() {
+	t := e.t
+	if ids, _, _ := e.run("ps", "-aq", "--no-trunc"); strings.TrimSpace(ids) != "" {
+		for _, id := range strings.Fields(ids) {
+			e.run("rm", "-f", "-v", id)
+		}
+	}
+	if nets, _, _ := e.run("network", "ls", "-q"); strings.TrimSpace(nets) != "" {
+		for _, n := range strings.Fields(nets) {
+			if n != "bridge" {
+				e.run("network", "rm", n)
+			}
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	var left []string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, e.root) {
+			left = append(left, line)
+			if f := strings.Fields(line); len(f) > 4 {
+				unix.Unmount(f[4], unix.MNT_DETACH)
+			}
+		}
+	}
+	if len(left) > 0 && !t.Failed() {
+		t.Errorf("mounts left behind:\n%s", strings.Join(left, "\n"))
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
+			if !t.Failed() {
+				t.Errorf("link %s left behind", l.Attrs().Name)
+			}
+			netlink.LinkDel(l)
+		}
+	}
+	if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), e.prefix) {
+		if !t.Failed() {
+			t.Errorf("nftables table %s left behind", e.prefix)
+		}
+		exec.Command("nft", "delete", "table", "inet", e.prefix).Run()
+		exec.Command("nft", "delete", "table", "ip", e.prefix).Run()
+	}
+	if out, _ := exec.Command("pgrep", "-f", e.root).Output(); len(bytes.TrimSpace(out)) > 0 {
+		if !t.Failed() {
+			t.Errorf("processes left behind: %s", out)
+		}
+		exec.Command("pkill", "-9", "-f", e.root).Run()
+	}
+}
+
+// cmd is an unstarted berth command.
+func (e *env) cmd(args ...string) *exec.Cmd {
+	return exec.Command(e.berth, append([]string{"--root", e.root}, args...)...)
+}

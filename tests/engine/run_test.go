@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunForeground(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	out, errOut, code := e.run("run", "--rm", "--network", "none", img, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if code != 3 || out != "out\n" || errOut != "err\n" {
+		t.Fatalf("run: exit %d, stdout %q, stderr %q; want 3, out, err", code, out, errOut)
+	}
+	if ids := e.must("ps", "-aq"); ids != "" {
+		t.Fatalf("--rm left containers: %s", ids)
+	}
+	// The image's config and the flags merge as with Docker.
+	got := e.must("run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "65534", "--hostname", "box", img,
+		"sh", "-c", `echo "$A $(pwd) $(id -u) $(hostname) $HOSTNAME"`)
+	if got != "1 /tmp 65534 box box" {
+		t.Fatalf("env/workdir/user/hostname: got %q", got)
+	}
+	// stdin reaches the container with -i.
+	cmd := e.cmd("run", "--rm", "-i", "--network", "none", img, "sh", "-c", "read x; echo got:$x")
+	cmd.Stdin = strings.NewReader("hello\n")
+	b, err := cmd.Output()
+	if err != nil || string(b) != "got:hello\n" {
+		t.Fatalf("run -i: %v, %q", err, b)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	id := e.must("run", "-d", "--name", "life", "--label", "app=web", img, "sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done")
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want a 64-hex ID", id)
+	}
+	if got := e.must("ps", "--format", "{{.Names}} {{.State}}"); got != "life running" {
+		t.Fatalf("ps: %q", got)
+	}
+	if got := e.must("ps", "-q", "--filter", "label=app=web"); got != id[:12] {
+		t.Fatalf("ps --filter label: %q", got)
+	}
+	pid, _ := strconv.Atoi(e.must("inspect", "-f", "{{.State.Pid}}", "life"))
+	if pid <= 0 {
+		t.Fatalf("inspect pid %d", pid)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+		t.Fatalf("container process %d: %v", pid, err)
+	}
+	eventually(t, 5*time.Second, "log line", func() bool { return e.must("logs", "life") == "started" })
+	if got := e.must("exec", "-e", "X=7", "life", "sh", "-c", "echo $X $$"); got == "" || !strings.HasPrefix(got, "7 ") {
+		t.Fatalf("exec: %q", got)
+	}
+	if _, _, code := e.run("exec", "life", "sh", "-c", "exit 5"); code != 5 {
+		t.Fatalf("exec exit status %d, want 5", code)
+	}
+	e.fails("is running", "rm", "life")
+	start := time.Now()
+	e.must("stop", "life")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stop took %v: the TERM trap should end it at once", d)
+	}
+	if got := e.must("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "life"); got != "exited 0" {
+		t.Fatalf("after stop: %q", got)
+	}
+	if got := e.must("logs", "--tail", "1", "life"); got != "bye" {
+		t.Fatalf("logs --tail 1: %q", got)
+	}
+	e.must("start", "life")
+	if got := e.must("inspect", "-f", "{{.State.Running}}", "life"); got != "true" {
+		t.Fatalf("after start: running=%s", got)
+	}
+	e.must("kill", "life")
+	if got := e.must("wait", "life"); got != "137" {
+		t.Fatalf("wait after kill: %q, want 137", got)
+	}
+	e.must("rm", "life")
+	e.fails("no such container", "inspect", "life")
+	if _, err := os.Stat(filepath.Join(e.root, "containers", id)); !os.IsNotExist(err) {
+		t.Fatalf("container directory left: %v", err)
+	}
+}
+
+func TestRestartPolicy(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "flaky", "--network", "none", "--restart", "on-failure:2", img, "sh", "-c", "echo run; exit 1")
+	eventually(t, 10*time.Second, "two restarts, then exited", func() bool {
+		return e.must("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "flaky") == "exited 2"
+	})
+	if n := strings.Count(e.must("logs", "flaky"), "run"); n != 3 {
+		t.Fatalf("ran %d times, want 3", n)
+	}
+	// A crash loop backs off instead of spinning: within 2 s, at most a
+	// handful of restarts (100, 200, 400, 800 ms…).
+	e.must("run", "-d", "--name", "loop", "--network", "none", "--restart", "always", img, "false")
+	time.Sleep(2 * time.Second)
+	n, _ := strconv.Atoi(e.must("inspect", "-f", "{{.RestartCount}}", "loop"))
+	if n < 2 || n > 6 {
+		t.Fatalf("restart count after 2 s: %d, want 2..6", n)
+	}
+	// stop ends it for good, even while it waits to restart.
+	e.must("stop", "loop")
+	time.Sleep(500 * time.Millisecond)
+	if got := e.must("inspect", "-f", "{{.State.Status}}", "loop"); got != "exited" {
+		t.Fatalf("after stop: %s", got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.fails("localhost/nosuch", "run", "localhost/nosuch")
+	e.fails("-v", "run", "-v", "a:b:c:d", img, "true")
+	e.fails("-v", "run", "-v", "data:relative", img, "true")
+	e.fails("-p", "run", "-p", "99999:80", img, "true")
+	e.fails("memory limit", "run", "-m", "1m", img, "true")
+	e.fails("--restart", "run", "--restart", "sometimes", img, "true")
+	e.fails("executable file not found", "run", "--network", "none", img, "nosuchcommand")
+	e.must("create", "--name", "taken", img)
+	e.fails("already in use", "create", "--name", "taken", img)
+	e.must("run", "-d", "--name", "web", "-p", "127.0.0.1:18731:80", img, "httpd", "-f", "-p", "80")
+	e.fails("already", "run", "-d", "-p", "127.0.0.1:18731:80", img, "httpd", "-f", "-p", "80")
+	if got := e.must("ps", "-a", "--format", "{{.Names}}"); got != "web\ntaken" && got != "taken\nweb" {
+		t.Fatalf("failed runs left containers behind: %q", got)
+	}
+}
