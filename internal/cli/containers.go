@@ -56,12 +56,15 @@ func newRun(g *globals) *cobra.Command {
 			}
 			if detach {
 				if _, err := e.Start(cmd.Context(), c.ID, nil); err != nil {
+					// Unlike Docker, a run that could not start leaves
+					// nothing behind.
+					e.Remove(cmd.Context(), c.ID, container.RemoveOptions{Force: true, Volumes: true})
 					return err
 				}
 				fmt.Println(c.ID)
 				return nil
 			}
-			return runAttached(cmd, e, c, r.interactive, r.tty)
+			return runAttached(cmd, e, c, r.interactive, r.tty, true)
 		},
 	}
 	r.register(cmd)
@@ -91,7 +94,9 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*conta
 		if perr != nil {
 			return nil, nil, perr
 		}
-		fmt.Fprintf(os.Stderr, "Image %s not found here; pulling it\n", ref)
+		if isTerminal(os.Stderr) {
+			fmt.Fprintf(os.Stderr, "Image %s not found here; pulling it\n", ref)
+		}
 		if img, err = s.Pull(cmd.Context(), ref, image.PullOptions{}); err != nil {
 			return nil, nil, fmt.Errorf("image %s is not here and could not be pulled: %w", args[0], err)
 		}
@@ -105,7 +110,8 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*conta
 
 // runAttached starts c attached to this command's terminal or stdio and
 // exits with the container's status.
-func runAttached(cmd *cobra.Command, e *container.Engine, c *container.Container, interactive, tty bool) error {
+// With removeOnFail, a container that could not start is removed.
+func runAttached(cmd *cobra.Command, e *container.Engine, c *container.Container, interactive, tty, removeOnFail bool) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -121,6 +127,9 @@ func runAttached(cmd *cobra.Command, e *container.Engine, c *container.Container
 	_, err = e.Start(cmd.Context(), c.ID, theirs)
 	theirs.Close()
 	if err != nil {
+		if removeOnFail {
+			e.Remove(cmd.Context(), c.ID, container.RemoveOptions{Force: true, Volumes: true})
+		}
 		return err
 	}
 	return attachStreams(conn, e, c.ID, interactive, tty)
@@ -243,7 +252,7 @@ func newStart(g *globals) *cobra.Command {
 				if st.Running() {
 					return fmt.Errorf("container %s is already running: use berth attach: %w", c.Name, errdefs.ErrConflict)
 				}
-				return runAttached(cmd, e, c, interactive, c.Config.Tty)
+				return runAttached(cmd, e, c, interactive, c.Config.Tty, false)
 			}
 			return eachContainer(args, func(ref string) error {
 				_, err := e.Start(cmd.Context(), ref, nil)
