@@ -14,18 +14,18 @@ import (
 // runFlags are the flags `run` and `create` share, as Docker spells them.
 type runFlags struct {
 	name, workdir, user, entrypoint, hostname, network, memory, memorySwap, cpus, cpusetCpus, restart string
-	shmSize, stopSignal                                                                             string
-	env, envFiles, publish, volumes, mounts, tmpfs, dns, addHosts, caps, capDrop, securityOpts      []string
-	devices, labels, ulimits, logOpts                                                               []string
-	interactive, tty, rm, publishAll, readOnly, privileged, init, noHealthcheck                     bool
-	cpuShares                                                                                       uint64
-	pidsLimit                                                                                       int64
-	blkioWeight                                                                                     uint16
-	stopTimeout                                                                                     int
-	healthCmd                                                                                       string
-	healthInterval, healthTimeout, healthStart                                                      time.Duration
-	healthRetries                                                                                   int
-	runtime                                                                                         string
+	shmSize, stopSignal                                                                               string
+	env, envFiles, publish, volumes, mounts, tmpfs, dns, addHosts, caps, capDrop, securityOpts        []string
+	devices, labels, ulimits, logOpts, expose                                                         []string
+	interactive, tty, rm, publishAll, readOnly, privileged, init, noHealthcheck                       bool
+	cpuShares                                                                                         uint64
+	pidsLimit                                                                                         int64
+	blkioWeight                                                                                       uint16
+	stopTimeout                                                                                       int
+	healthCmd                                                                                         string
+	healthInterval, healthTimeout, healthStart                                                        time.Duration
+	healthRetries                                                                                     int
+	runtime                                                                                           string
 }
 
 func (r *runFlags) register(cmd *cobra.Command) {
@@ -43,6 +43,7 @@ func (r *runFlags) register(cmd *cobra.Command) {
 	f.StringVarP(&r.hostname, "hostname", "h", "", "container host name")
 	f.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a port: [IP:][HOST:]CONTAINER[/udp]")
 	f.BoolVarP(&r.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
+	f.StringArrayVar(&r.expose, "expose", nil, "expose a port or range (80, 8000-8010/udp)")
 	f.StringVar(&r.network, "network", "", "network: bridge, none, host or a network's name")
 	f.StringVar(&r.network, "net", "", "same as --network")
 	f.MarkHidden("net")
@@ -134,6 +135,15 @@ func (r *runFlags) options(cmd *cobra.Command, args []string) (container.CreateO
 			return o, err
 		}
 		h.Ports = append(h.Ports, ps...)
+	}
+	for _, x := range r.expose {
+		ps, err := container.ParsePorts(x)
+		if err != nil || strings.Contains(x, ":") {
+			return o, fmt.Errorf("--expose %q: use PORT[-PORT][/PROTO]: %w", x, errdefs.ErrInvalidArgument)
+		}
+		for _, p := range ps {
+			c.ExposedPorts = append(c.ExposedPorts, fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
+		}
 	}
 	h.PublishAll, h.NetworkMode, h.DNS, h.AutoRemove = r.publishAll, r.network, r.dns, r.rm
 	for _, a := range r.addHosts {

@@ -47,13 +47,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 		return nil, fmt.Errorf("image %s: config: %w", o.ImageRef, err)
 	}
 	c := &Container{
-		ID:       newID(),
-		Name:     o.Name,
-		Created:  time.Now().UTC(),
-		Image:    o.ImageRef,
-		ImageID:  o.Image.ID,
-		Config:   merge(icfg.Config, o),
-		Host:     o.Host,
+		ID:      newID(),
+		Name:    o.Name,
+		Created: time.Now().UTC(),
+		Image:   o.ImageRef,
+		ImageID: o.Image.ID,
+		Config:  merge(icfg.Config, o),
+		Host:    o.Host,
 	}
 	if c.Config.Hostname == "" {
 		c.Config.Hostname = short(c.ID)
@@ -95,6 +95,13 @@ func (e *Engine) createDir(c *Container) error {
 			os.RemoveAll(tmp)
 			return err
 		}
+	}
+	// The writable layer's top directory gives the container's / its
+	// owner and mode: the image's, not this private directory's. The
+	// container's directory (0700) keeps other users out.
+	if err := copyRootAttrs(e.images.Snapshots().Path(c.ChainID), filepath.Join(tmp, upperDir)); err != nil {
+		os.RemoveAll(tmp)
+		return err
 	}
 	unlock, err := e.lockVolumes()
 	if err != nil {

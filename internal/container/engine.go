@@ -69,17 +69,43 @@ func DefaultRunRoot(root string) string {
 	return filepath.Join(root, "run")
 }
 
-// runtimeCmd returns the command that runs the container's OCI runtime
-// with args: the one the container names, or berth's own.
-func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *exec.Cmd {
-	root := filepath.Join(e.runRoot, "runtime")
+// runtimeRoot is the state directory the container's runtime keeps.
+func (e *Engine) runtimeRoot(c *Container) string {
 	if c.Host.Runtime != "" {
-		root = filepath.Join(e.runRoot, "runtime-"+strings.ReplaceAll(filepath.Base(c.Host.Runtime), ".", "_"))
-		return exec.CommandContext(ctx, c.Host.Runtime, append([]string{"--root", root}, args...)...)
+		return filepath.Join(e.runRoot, "runtime-"+strings.ReplaceAll(filepath.Base(c.Host.Runtime), ".", "_"))
 	}
-	cmd := exec.CommandContext(ctx, e.berth[0], append([]string{"--root", root}, args...)...)
+	return filepath.Join(e.runRoot, "runtime")
+}
+
+// runtimeCmd returns the command that runs the container's OCI runtime
+// with args: the one the container names, or berth's own — the lean
+// berth-runtime binary beside berth if there is one (it starts faster, as
+// it links only the runtime), else berth itself under that name.
+func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *exec.Cmd {
+	args = append([]string{"--root", e.runtimeRoot(c)}, args...)
+	if c.Host.Runtime != "" {
+		return exec.CommandContext(ctx, c.Host.Runtime, args...)
+	}
+	path := e.berth[0]
+	if lean := filepath.Join(filepath.Dir(path), "berth-runtime"); fileExists(lean) {
+		path = lean
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Args[0] = "berth-runtime" // berth dispatches on its name
 	return cmd
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// deleteRuntimeState removes the runtime's record of the container, if it
+// has one, killing what is left of it.
+func (e *Engine) deleteRuntimeState(ctx context.Context, c *Container) {
+	if fileExists(filepath.Join(e.runtimeRoot(c), c.ID)) {
+		e.runtime(ctx, c, "delete", "--force", c.ID)
+	}
 }
 
 // runtime runs the container's runtime with args and returns its error

@@ -221,7 +221,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	}
 	e.updateState(id, func(s *State) error { s.Status = Removing; return nil })
 	e.release(ctx, c, st)
-	e.runtime(ctx, c, "delete", "--force", id)
+	e.deleteRuntimeState(ctx, c)
 	if err := removeDir(e.dir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

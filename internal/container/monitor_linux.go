@@ -184,11 +184,11 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	ws := <-m.reaper.wait(cmd.Process.Pid)
 	cio.closeChildEnds()
 	if !ws.Exited() || ws.ExitStatus() != 0 {
-		m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+		m.e.deleteRuntimeState(context.Background(), c)
 		return 0, fmt.Errorf("%s", runtimeError(rtLog, ws))
 	}
 	if err := cio.afterStart(); err != nil {
-		m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+		m.e.deleteRuntimeState(context.Background(), c)
 		return 0, err
 	}
 	b, err := os.ReadFile(pidFile)
@@ -212,7 +212,7 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	cio.drain(2 * time.Second)
 	code := exitCode(ws)
 	oom := oomKilled(c.ID)
-	m.e.runtime(context.Background(), c, "delete", "--force", c.ID)
+	m.e.deleteRuntimeState(context.Background(), c)
 	m.reaper.forget()
 	m.setExited(code, "", oom)
 	if oom {

@@ -141,19 +141,19 @@ const (
 // and written by whoever changes it: the command that starts or stops the
 // container, and its monitor.
 type State struct {
-	Status       string     `json:"status"`
-	Pid          int        `json:"pid,omitempty"`
-	ExitCode     int        `json:"exitCode"`
-	OOMKilled    bool       `json:"oomKilled,omitempty"`
-	Error        string     `json:"error,omitempty"`
-	StartedAt    time.Time  `json:"startedAt,omitzero"`
-	FinishedAt   time.Time  `json:"finishedAt,omitzero"`
-	RestartCount int        `json:"restartCount,omitempty"`
-	ManualStop   bool       `json:"manualStop,omitempty"` // stopped by the user: the restart policy does not apply
-	Monitor      Process    `json:"monitor,omitzero"`
-	Health       *Health    `json:"health,omitempty"`
+	Status       string             `json:"status"`
+	Pid          int                `json:"pid,omitempty"`
+	ExitCode     int                `json:"exitCode"`
+	OOMKilled    bool               `json:"oomKilled,omitempty"`
+	Error        string             `json:"error,omitempty"`
+	StartedAt    time.Time          `json:"startedAt,omitzero"`
+	FinishedAt   time.Time          `json:"finishedAt,omitzero"`
+	RestartCount int                `json:"restartCount,omitempty"`
+	ManualStop   bool               `json:"manualStop,omitempty"` // stopped by the user: the restart policy does not apply
+	Monitor      Process            `json:"monitor,omitzero"`
+	Health       *Health            `json:"health,omitempty"`
 	Endpoints    []network.Endpoint `json:"endpoints,omitempty"`
-	Warnings     []string   `json:"warnings,omitempty"`
+	Warnings     []string           `json:"warnings,omitempty"`
 }
 
 // Process identifies a process across pid reuse and reboots.

@@ -63,3 +63,16 @@ func removeDir(dir string) error {
 	}
 	return os.RemoveAll(gone)
 }
+
+// copyRootAttrs gives dir the owner and mode of the directory src (0755
+// root if src is unknown).
+func copyRootAttrs(src, dir string) error {
+	var st unix.Stat_t
+	if src == "" || unix.Stat(src, &st) != nil {
+		st.Mode, st.Uid, st.Gid = 0o755, 0, 0
+	}
+	if err := os.Chown(dir, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return unix.Chmod(dir, st.Mode&0o7777)
+}

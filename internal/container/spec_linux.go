@@ -56,9 +56,9 @@ func (b *specBuilder) warn(format string, args ...any) {
 func (b *specBuilder) build() (*specs.Spec, error) {
 	c := b.c
 	s := &specs.Spec{
-		Version:  specs.Version,
-		Root:     &specs.Root{Path: b.rootfs, Readonly: c.Host.ReadOnly},
-		Hostname: c.Config.Hostname,
+		Version:    specs.Version,
+		Root:       &specs.Root{Path: b.rootfs, Readonly: c.Host.ReadOnly},
+		Hostname:   c.Config.Hostname,
 		Domainname: c.Config.Domainname,
 		Linux: &specs.Linux{
 			CgroupsPath: "/berth/" + c.ID,

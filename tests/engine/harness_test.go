@@ -24,6 +24,12 @@ type env struct {
 	root   string
 	prefix string
 	subnet string // of the default network
+	n      int    // random, makes names and subnets unique
+}
+
+// subnet returns the k-th extra subnet of the test, for networks it makes.
+func (e *env) extraSubnet(k int) string {
+	return fmt.Sprintf("10.%d.%d.0/24", 200+e.n%50, (e.n>>8+k)%256)
 }
 
 func newEnv(t *testing.T) *env {
@@ -33,6 +39,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, berth: fixture.Berth(t), root: t.TempDir()}
 	n := rand.IntN(1 << 16)
+	e.n = n
 	e.prefix = fmt.Sprintf("bt%04x", n)
 	e.subnet = fmt.Sprintf("10.%d.%d.0/24", 150+n%50, n>>8)
 	conf := fmt.Sprintf("[network]\nprefix = %q\ndefault_subnet = %q\n", e.prefix, e.subnet)

@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/tests/fixture"
+)
+
+// httpGet fetches url and returns the body, or "" on any error.
+func httpGet(url string) string {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return ""
+	}
+	return string(b)
+}
+
+// hostAddr is the host's first non-loopback IPv4 address.
+func hostAddr(t *testing.T) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !strings.HasPrefix(ipn.IP.String(), "10.") {
+			return ipn.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to test published ports from")
+	return ""
+}
+
+func TestPublishedPorts(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	host := hostAddr(t)
+	e.must("run", "-d", "--name", "web", "-p", "18741:8080", img, "sh", "-c", "echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
+	for _, addr := range []string{"127.0.0.1", host} {
+		url := fmt.Sprintf("http://%s:18741/index.html", addr)
+		eventually(t, 5*time.Second, "GET "+url, func() bool { return httpGet(url) == "served\n" })
+	}
+	if got := e.must("inspect", "-f", `{{(index (index .NetworkSettings.Ports "8080/tcp") 0).HostPort}}`, "web"); got != "18741" {
+		t.Fatalf("inspect ports: %q", got)
+	}
+	if got := e.must("ps", "--format", "{{.Ports}}"); got != "0.0.0.0:18741->8080/tcp" {
+		t.Fatalf("ps ports: %q", got)
+	}
+	// -P publishes exposed ports on free host ports.
+	e.must("run", "-d", "--name", "auto", "-P", "--expose", "8080", img, "sh", "-c", "echo auto > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
+	port := e.must("inspect", "-f", `{{(index (index .NetworkSettings.Ports "8080/tcp") 0).HostPort}}`, "auto")
+	if port == "" || port == "0" {
+		t.Fatalf("-P chose no port: %q", port)
+	}
+	eventually(t, 5*time.Second, "GET via -P", func() bool { return httpGet("http://127.0.0.1:"+port+"/index.html") == "auto\n" })
+	// Stopping the container releases the port and its rules.
+	e.must("stop", "-t", "1", "web")
+	if httpGet("http://127.0.0.1:18741/index.html") != "" {
+		t.Fatal("port still served after stop")
+	}
+	e.must("start", "web")
+	eventually(t, 5*time.Second, "GET after restart", func() bool { return httpGet("http://127.0.0.1:18741/index.html") == "served\n" })
+}
+
+func TestUserNetworkDNS(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	n := e.prefix[2:] // unique per test
+	e.must("network", "create", "--subnet", e.extraSubnet(0), "app"+n)
+	e.must("network", "create", "--subnet", e.extraSubnet(1), "other"+n)
+	e.must("run", "-d", "--name", "db", "--network", "app"+n, img, "sh", "-c", "echo db > /tmp/index.html; exec httpd -f -p 80 -h /tmp")
+	// A container on the same network reaches db by name.
+	got := e.must("run", "--rm", "--network", "app"+n, img, "wget", "-q", "-O", "-", "http://db/index.html")
+	if got != "db" {
+		t.Fatalf("wget http://db: %q", got)
+	}
+	// One on another network cannot resolve or reach it.
+	dbIP := e.must("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db")
+	if _, _, code := e.run("run", "--rm", "--network", "other"+n, img, "wget", "-q", "-T", "2", "-O", "-", "http://"+dbIP+"/index.html"); code == 0 {
+		t.Fatal("a container on another network reached db")
+	}
+	e.fails("connected container", "network", "rm", "app"+n)
+	e.must("rm", "-f", "db")
+	e.must("network", "rm", "app"+n, "other"+n)
+}
+
+// TestNginx is the seeds' "web server in one second": a Debian nginx
+// image served through a published port.
+func TestNginx(t *testing.T) {
+	e := newEnv(t)
+	img := fixture.NginxImage(t, e.berth, e.root)
+	start := time.Now()
+	e.must("run", "-d", "--name", "nginx", "-p", "18742:80", "-m", "128m", img)
+	eventually(t, 10*time.Second, "nginx serving", func() bool { return strings.Contains(httpGet("http://127.0.0.1:18742/"), "html") })
+	t.Logf("nginx serving %v after run", time.Since(start).Round(time.Millisecond))
+	eventually(t, 5*time.Second, "access log", func() bool { return strings.Contains(e.must("logs", "nginx"), "GET / HTTP") })
+	// STOPSIGNAL SIGQUIT: nginx stops gracefully, not by SIGKILL.
+	e.must("stop", "nginx")
+	if got := e.must("inspect", "-f", "{{.State.ExitCode}}", "nginx"); got != "0" {
+		t.Fatalf("nginx exit status after stop: %s", got)
+	}
+}
