@@ -23,11 +23,100 @@ type Details struct {
 	Name            string            `json:"Name"`
 	RestartCount    int               `json:"RestartCount"`
 	LogPath         string            `json:"LogPath"`
-	HostConfig      HostConfig        `json:"HostConfig"`
+	HostConfig      DetailsHost       `json:"HostConfig"`
 	Mounts          []DetailsMount    `json:"Mounts"`
 	Config          DetailsConfig     `json:"Config"`
 	NetworkSettings DetailsNetworking `json:"NetworkSettings"`
 	Warnings        []string          `json:"Warnings,omitempty"`
+}
+
+// DetailsHost is the part of Docker's HostConfig object that berth has.
+type DetailsHost struct {
+	NetworkMode     string                `json:"NetworkMode"`
+	PortBindings    map[string][]PortHost `json:"PortBindings"`
+	PublishAllPorts bool                  `json:"PublishAllPorts"`
+	RestartPolicy   struct {
+		Name              string `json:"Name"`
+		MaximumRetryCount int    `json:"MaximumRetryCount"`
+	} `json:"RestartPolicy"`
+	AutoRemove     bool              `json:"AutoRemove"`
+	Binds          []string          `json:"Binds"`
+	Tmpfs          map[string]string `json:"Tmpfs,omitempty"`
+	Dns            []string          `json:"Dns"`
+	ExtraHosts     []string          `json:"ExtraHosts"`
+	CapAdd         []string          `json:"CapAdd"`
+	CapDrop        []string          `json:"CapDrop"`
+	Privileged     bool              `json:"Privileged"`
+	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
+	SecurityOpt    []string          `json:"SecurityOpt"`
+	Init           bool              `json:"Init"`
+	Runtime        string            `json:"Runtime"`
+	LogConfig      struct {
+		Type   string            `json:"Type"`
+		Config map[string]string `json:"Config"`
+	} `json:"LogConfig"`
+	Memory      int64    `json:"Memory"`
+	MemorySwap  int64    `json:"MemorySwap"`
+	NanoCpus    int64    `json:"NanoCpus"`
+	CpuShares   uint64   `json:"CpuShares"`
+	CpusetCpus  string   `json:"CpusetCpus"`
+	PidsLimit   int64    `json:"PidsLimit"`
+	BlkioWeight uint16   `json:"BlkioWeight"`
+	ShmSize     int64    `json:"ShmSize"`
+	Ulimits     []Ulimit `json:"Ulimits"`
+	Devices     []Device `json:"Devices"`
+}
+
+func detailsHost(h HostConfig) DetailsHost {
+	d := DetailsHost{
+		NetworkMode: h.NetworkMode, PortBindings: map[string][]PortHost{}, PublishAllPorts: h.PublishAll,
+		AutoRemove: h.AutoRemove, Dns: h.DNS, ExtraHosts: h.ExtraHosts, CapAdd: h.CapAdd, CapDrop: h.CapDrop,
+		Privileged: h.Privileged, ReadonlyRootfs: h.ReadOnly, Init: h.Init, Runtime: h.Runtime,
+		Memory: h.Resources.Memory, MemorySwap: h.Resources.MemorySwap, NanoCpus: h.Resources.NanoCPUs,
+		CpuShares: h.Resources.CPUShares, CpusetCpus: h.Resources.CpusetCpus, PidsLimit: h.Resources.PidsLimit,
+		BlkioWeight: h.Resources.BlkioWeight, ShmSize: h.Resources.ShmSize, Ulimits: h.Ulimits, Devices: h.Devices,
+	}
+	if d.NetworkMode == "" {
+		d.NetworkMode = "bridge"
+	}
+	if d.Runtime == "" {
+		d.Runtime = "berth-runtime"
+	}
+	d.RestartPolicy.Name, d.RestartPolicy.MaximumRetryCount = h.RestartPolicy.Name, h.RestartPolicy.MaxRetries
+	if d.RestartPolicy.Name == "" {
+		d.RestartPolicy.Name = "no"
+	}
+	d.LogConfig.Type, d.LogConfig.Config = "json-file", h.LogOpts
+	for _, p := range h.Ports {
+		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
+		port := ""
+		if p.HostPort != 0 {
+			port = strconv.Itoa(int(p.HostPort))
+		}
+		d.PortBindings[key] = append(d.PortBindings[key], PortHost{HostIP: p.HostIP, HostPort: port})
+	}
+	for _, m := range h.Mounts {
+		switch m.Type {
+		case "bind", "volume":
+			b := m.Source + ":" + m.Destination
+			if m.ReadOnly {
+				b += ":ro"
+			}
+			d.Binds = append(d.Binds, b)
+		case "tmpfs":
+			if d.Tmpfs == nil {
+				d.Tmpfs = map[string]string{}
+			}
+			d.Tmpfs[m.Destination] = strings.Join(m.Options, ",")
+		}
+	}
+	if h.NoNewPrivs {
+		d.SecurityOpt = append(d.SecurityOpt, "no-new-privileges")
+	}
+	if h.Seccomp == "unconfined" {
+		d.SecurityOpt = append(d.SecurityOpt, "seccomp=unconfined")
+	}
+	return d
 }
 
 // DetailsState is Docker's State object.
@@ -107,7 +196,7 @@ func (e *Engine) Inspect(ref string) (*Details, error) {
 	args := append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...)
 	d := &Details{
 		ID: c.ID, Created: c.Created, Image: c.ImageID.String(), ImageName: c.Image, Name: "/" + c.Name,
-		RestartCount: st.RestartCount, LogPath: filepath.Join(e.dir(c.ID), logFile), HostConfig: c.Host,
+		RestartCount: st.RestartCount, LogPath: filepath.Join(e.dir(c.ID), logFile), HostConfig: detailsHost(c.Host),
 		State: DetailsState{
 			Status: st.Status, Running: st.Status == Running || st.Status == Paused, Paused: st.Status == Paused,
 			Restarting: st.Status == Restarting, OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode,

@@ -43,13 +43,14 @@ type Config struct {
 }
 
 // Healthcheck is Docker's health check: Test is ["NONE"], ["CMD", args…]
-// or ["CMD-SHELL", command].
+// or ["CMD-SHELL", command]. It and Health keep Docker's JSON names, as
+// inspect shows them.
 type Healthcheck struct {
-	Test        []string      `json:"test,omitempty"`
-	Interval    time.Duration `json:"interval,omitempty"`
-	Timeout     time.Duration `json:"timeout,omitempty"`
-	StartPeriod time.Duration `json:"startPeriod,omitempty"`
-	Retries     int           `json:"retries,omitempty"`
+	Test        []string      `json:"Test,omitempty"`
+	Interval    time.Duration `json:"Interval,omitempty"`
+	Timeout     time.Duration `json:"Timeout,omitempty"`
+	StartPeriod time.Duration `json:"StartPeriod,omitempty"`
+	Retries     int           `json:"Retries,omitempty"`
 }
 
 // HostConfig is how the container is placed on the host.
@@ -165,17 +166,17 @@ type Process struct {
 
 // Health is the result of the health checks so far.
 type Health struct {
-	Status        string      `json:"status"` // starting, healthy, unhealthy
-	FailingStreak int         `json:"failingStreak"`
-	Log           []HealthLog `json:"log,omitempty"`
+	Status        string      `json:"Status"` // starting, healthy, unhealthy
+	FailingStreak int         `json:"FailingStreak"`
+	Log           []HealthLog `json:"Log,omitempty"`
 }
 
 // HealthLog is one health check run.
 type HealthLog struct {
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	ExitCode int       `json:"exitCode"`
-	Output   string    `json:"output"`
+	Start    time.Time `json:"Start"`
+	End      time.Time `json:"End"`
+	ExitCode int       `json:"ExitCode"`
+	Output   string    `json:"Output"`
 }
 
 // Running reports whether the container's process is alive or about to be

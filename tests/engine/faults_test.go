@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestConcurrentRuns(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := e.run("run", "-d", img, "sleep", "60")
+			if code != 0 {
+				errs[i] = fmt.Sprintf("run %d: exit %d: %s %s", i, code, out, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, msg := range errs {
+		if msg != "" {
+			t.Error(msg)
+		}
+	}
+	lines := strings.Split(e.must("ps", "--format", "{{.Names}} {{.State}}"), "\n")
+	ips := strings.Fields(e.must("ps", "-q"))
+	if len(lines) != n || len(ips) != n {
+		t.Fatalf("ps shows %d containers, want %d:\n%s", len(lines), n, strings.Join(lines, "\n"))
+	}
+	names, addrs := map[string]bool{}, map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 2 || f[1] != "running" {
+			t.Fatalf("ps line %q", l)
+		}
+		names[f[0]] = true
+	}
+	for _, id := range ips {
+		addrs[e.must("inspect", "-f", "{{.NetworkSettings.IPAddress}}", id)] = true
+	}
+	if len(names) != n || len(addrs) != n {
+		t.Fatalf("%d distinct names and %d distinct addresses for %d containers", len(names), len(addrs), n)
+	}
+}
+
+// TestKilledRun kills `berth run` with SIGKILL at several points of its
+// work: whatever it leaves, ps -a shows and rm removes.
+func TestKilledRun(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	for _, delay := range []time.Duration{5, 15, 30, 60, 120} {
+		cmd := e.cmd("run", "-d", "-p", "18761:80", "-v", "vol:/v", img, "sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		for _, id := range strings.Fields(e.must("ps", "-aq")) {
+			e.must("rm", "-f", id)
+		}
+		if got := e.must("ps", "-aq"); got != "" {
+			t.Fatalf("after kill at %v and rm: ps -a shows %q", delay, got)
+		}
+		// The published port is free again.
+		e.must("run", "-d", "--name", "again", "-p", "18761:80", img, "sleep", "60")
+		e.must("rm", "-f", "again")
+	}
+}
+
+// TestMonitorKilled: killing one container's monitor affects only that
+// container, and ps, logs and inspect still work without it.
+func TestMonitorKilled(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "a", "--network", "none", img, "sh", "-c", "echo a; sleep 60")
+	e.must("run", "-d", "--name", "b", "--network", "none", img, "sh", "-c", "echo b; sleep 60")
+	monitorOf := func(name string) int {
+		id := e.must("inspect", "-f", "{{.Id}}", name)
+		ents, _ := os.ReadDir("/proc")
+		for _, ent := range ents {
+			pid, err := strconv.Atoi(ent.Name())
+			if err != nil {
+				continue
+			}
+			cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+			if strings.HasPrefix(string(cmdline), "berth-monitor\x00") && strings.Contains(string(cmdline), id) {
+				return pid
+			}
+		}
+		t.Fatalf("no monitor for %s", name)
+		return 0
+	}
+	syscall.Kill(monitorOf("a"), syscall.SIGKILL)
+	time.Sleep(200 * time.Millisecond)
+	if got := e.must("ps", "--format", "{{.Names}} {{.State}}"); !strings.Contains(got, "b running") || !strings.Contains(got, "a running") {
+		t.Fatalf("ps after killing a's monitor: %q", got)
+	}
+	if got := e.must("logs", "b"); got != "b" {
+		t.Fatalf("logs b: %q", got)
+	}
+	e.must("exec", "b", "true")
+	// a can still be stopped and removed.
+	e.must("stop", "-t", "1", "a")
+	e.must("rm", "a")
+	if got := e.must("ps", "-a", "--format", "{{.Names}}"); got != "b" {
+		t.Fatalf("ps -a: %q", got)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "h", "--network", "none", "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms", "--health-retries", "2",
+		img, "sh", "-c", "sleep 60")
+	eventually(t, 5*time.Second, "unhealthy", func() bool { return e.must("inspect", "-f", "{{.State.Health.Status}}", "h") == "unhealthy" })
+	e.must("exec", "h", "touch", "/tmp/ok")
+	eventually(t, 5*time.Second, "healthy", func() bool { return e.must("inspect", "-f", "{{.State.Health.Status}}", "h") == "healthy" })
+	if got := e.must("ps", "--format", "{{.Status}}"); !strings.HasSuffix(got, "(healthy)") {
+		t.Fatalf("ps status %q", got)
+	}
+}
