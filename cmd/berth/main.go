@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
+	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/runtime"
 	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
 )
@@ -16,8 +17,11 @@ func main() {
 	if runtime.IsInit() {
 		runtime.Init()
 	}
-	if filepath.Base(os.Args[0]) == "berth-runtime" {
+	switch filepath.Base(os.Args[0]) {
+	case "berth-runtime":
 		os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
+	case "berth-init":
+		os.Exit(container.InitMain(os.Args[1:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

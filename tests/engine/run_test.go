@@ -2,11 +2,14 @@ package engine
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containerd/console"
 )
 
 func TestRunForeground(t *testing.T) {
@@ -130,5 +133,82 @@ func TestBadInput(t *testing.T) {
 	e.fails("already", "run", "-d", "-p", "127.0.0.1:18731:80", img, "httpd", "-f", "-p", "80")
 	if got := e.must("ps", "-a", "--format", "{{.Names}}"); got != "web\ntaken" && got != "taken\nweb" {
 		t.Fatalf("failed runs left containers behind: %q", got)
+	}
+}
+
+func TestInit(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	out, _, code := e.run("run", "--rm", "--init", "--network", "none", img, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 4")
+	if code != 4 || !strings.HasPrefix(out, "/dev/berth-init -- sh") {
+		t.Fatalf("--init: exit %d, PID 1 is %q", code, out)
+	}
+	// Without a handler a PID 1 shell ignores SIGTERM; under the init it
+	// gets it and dies at once.
+	e.must("run", "-d", "--name", "i", "--init", "--network", "none", img, "sleep", "60")
+	start := time.Now()
+	e.must("stop", "i")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stop took %v under --init", d)
+	}
+	if got := e.must("inspect", "-f", "{{.State.ExitCode}}", "i"); got != "143" {
+		t.Fatalf("exit status after SIGTERM: %s", got)
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	pty, slave, err := console.NewPty()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer pty.Close()
+	tty, err := os.OpenFile(slave, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	pty.Resize(console.WinSize{Height: 33, Width: 77})
+	cmd := e.cmd("run", "--rm", "-it", "--network", "none", img, "sh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		pty.Write([]byte("tty; stty size; exit 7\r"))
+	}()
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pty.Read(buf)
+			out.Write(buf[:n])
+			if err != nil || strings.Contains(out.String(), "33 77") {
+				close(done)
+				return
+			}
+		}
+	}()
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	select {
+	case err := <-werr:
+		<-time.After(100 * time.Millisecond)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+			t.Fatalf("run -it: %v, output %q", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("run -it did not finish; output %q", out.String())
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	if s := out.String(); !strings.Contains(s, "/dev/pts/0") || !strings.Contains(s, "33 77") {
+		t.Fatalf("terminal output %q: want the pty name and its size 33 77", s)
 	}
 }

@@ -1,0 +1,466 @@
+package container
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// tree is a directory tree whose paths are looked up inside a root
+// directory: a container's root as the container sees it, or the host's
+// "/". In a container's tree every lookup is an openat2(RESOLVE_IN_ROOT):
+// the kernel treats the root as "/" for every symbolic link and "..", so
+// nothing in the container can lead a copy outside it. Below the first
+// lookup, directories are walked through their descriptors with
+// O_NOFOLLOW, and files are created relative to the descriptor of their
+// directory, never by a path that could be swapped for a symlink.
+type tree struct {
+	root    int    // O_PATH descriptor of the root
+	name    string // for messages: "container web" or "the host"
+	inRoot  bool   // resolve in the root (a container), or as usual (the host)
+	keepIDs bool   // set owners from the archive (cp -a); else the copier's
+}
+
+func (t *tree) how(flags int) *unix.OpenHow {
+	h := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC)}
+	if t.inRoot {
+		h.Resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+	}
+	return h
+}
+
+// open resolves p, an absolute path in the tree, and opens it with flags;
+// unless follow, a symbolic link at the end of p is not followed.
+func (t *tree) open(p string, flags int, follow bool) (int, error) {
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	for {
+		fd, err := unix.Openat2(t.root, p, t.how(flags))
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue // a concurrent rename elsewhere in the tree
+		}
+		if err != nil {
+			return -1, t.pathError(p, err)
+		}
+		return fd, nil
+	}
+}
+
+func (t *tree) pathError(p string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%s has no %s: %w", t.name, p, errdefs.ErrNotFound)
+	case errors.Is(err, unix.ENOTDIR):
+		return fmt.Errorf("%s: %s: a part of the path is not a directory: %w", t.name, p, errdefs.ErrInvalidArgument)
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("%s: %s is on a read-only file system or mount: %w", t.name, p, errdefs.ErrPermission)
+	case errors.Is(err, unix.ELOOP):
+		return fmt.Errorf("%s: %s: too many symbolic links: %w", t.name, p, errdefs.ErrInvalidArgument)
+	case errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("%s: %s leads outside it: %w", t.name, p, errdefs.ErrPermission)
+	}
+	return fmt.Errorf("%s: %s: %w", t.name, p, err)
+}
+
+// stat returns what p is, following a final symbolic link if follow.
+func (t *tree) stat(p string, follow bool) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := t.open(p, unix.O_PATH, follow)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(fd)
+	return st, unix.Fstat(fd, &st)
+}
+
+func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// archive writes p to tw, named prefix (and prefix/… below it for a
+// directory); with prefix "" only a directory's contents are written,
+// named by their paths inside it. It returns the bytes of file content
+// written.
+func (t *tree) archive(tw *tar.Writer, p, prefix string, follow bool) (int64, error) {
+	fd, err := t.open(p, unix.O_PATH, follow)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, t.pathError(p, err)
+	}
+	a := &archiver{t: t, tw: tw}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, t.pathError(p, err)
+		}
+		if prefix == "" {
+			err = a.children(dfd, p, "")
+			unix.Close(dfd)
+		} else {
+			err = a.dir(dfd, &st, p, prefix)
+		}
+		return a.n, err
+	case unix.S_IFREG:
+		// Reopening the O_PATH descriptor reads the very file looked up.
+		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return 0, t.pathError(p, err)
+		}
+		defer f.Close()
+		return a.n, a.file(f, prefix, p)
+	case unix.S_IFLNK:
+		target, err := readlinkat(fd, "")
+		if err != nil {
+			return 0, t.pathError(p, err)
+		}
+		return 0, a.header(&st, prefix, target)
+	}
+	return 0, a.header(&st, prefix, "")
+}
+
+type archiver struct {
+	t  *tree
+	tw *tar.Writer
+	n  int64
+}
+
+// Pseudo and kernel file systems that a running container's root shows
+// (/proc, /sys, …) are archived as empty directories.
+var skipFS = map[int64]bool{unix.PROC_SUPER_MAGIC: true, unix.SYSFS_MAGIC: true, unix.CGROUP_SUPER_MAGIC: true,
+	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, unix.MQUEUE_MAGIC: true, unix.DEBUGFS_MAGIC: true,
+	unix.SECURITYFS_MAGIC: true, unix.TRACEFS_MAGIC: true, unix.BPF_FS_MAGIC: true}
+
+// dir writes directory dfd (which it closes) and what it holds.
+func (a *archiver) dir(dfd int, st *unix.Stat_t, p, name string) error {
+	defer unix.Close(dfd)
+	if err := a.header(st, name, ""); err != nil {
+		return err
+	}
+	var fs unix.Statfs_t
+	if unix.Fstatfs(dfd, &fs) == nil && skipFS[int64(fs.Type)] {
+		return nil
+	}
+	return a.children(dfd, p, name)
+}
+
+func (a *archiver) children(dfd int, p, prefix string) error {
+	d, err := unix.Dup(dfd)
+	if err != nil {
+		return err
+	}
+	dir := os.NewFile(uintptr(d), p)
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return a.t.pathError(p, err)
+	}
+	for _, n := range names {
+		if err := a.child(dfd, path.Join(p, n), n, path.Join(prefix, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// child writes entry base of directory dfd; p is its path in the tree.
+func (a *archiver) child(dfd int, p, base, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // removed meanwhile
+		}
+		return a.t.pathError(p, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return a.t.pathError(p, err)
+		}
+		return a.dir(fd, &st, p, name)
+	case unix.S_IFREG:
+		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return a.t.pathError(p, err)
+		}
+		f := os.NewFile(uintptr(fd), p)
+		defer f.Close()
+		return a.file(f, name, p)
+	case unix.S_IFLNK:
+		target, err := readlinkat(dfd, base)
+		if err != nil {
+			return a.t.pathError(p, err)
+		}
+		return a.header(&st, name, target)
+	case unix.S_IFSOCK:
+		return nil // as tar does
+	}
+	return a.header(&st, name, "")
+}
+
+// file writes the regular file f, described as it is now (it may have been
+// replaced since its directory was read).
+func (a *archiver) file(f *os.File, name, p string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return a.t.pathError(p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	if err := a.header(&st, name, ""); err != nil {
+		return err
+	}
+	n, err := io.CopyN(a.tw, f, st.Size)
+	a.n += n
+	if err != nil {
+		return fmt.Errorf("%s: %s changed while it was copied: %w", a.t.name, p, err)
+	}
+	return nil
+}
+
+func (a *archiver) header(st *unix.Stat_t, name, link string) error {
+	h := &tar.Header{Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Unix()), Linkname: link}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		h.Typeflag, h.Size = tar.TypeReg, st.Size
+	case unix.S_IFDIR:
+		h.Typeflag, h.Name = tar.TypeDir, name+"/"
+	case unix.S_IFLNK:
+		h.Typeflag = tar.TypeSymlink
+	case unix.S_IFCHR, unix.S_IFBLK:
+		h.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			h.Typeflag = tar.TypeBlock
+		}
+		h.Devmajor, h.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		h.Typeflag = tar.TypeFifo
+	default:
+		return nil
+	}
+	return a.tw.WriteHeader(h)
+}
+
+func readlinkat(dfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		b := make([]byte, size)
+		n, err := unix.Readlinkat(dfd, name, b)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(b[:n]), nil
+		}
+	}
+}
+
+// extract unpacks the tar stream r into directory dir of the tree, renaming
+// each entry's name with rename (nil: as it is). Entries may not lead out
+// of dir by their names; inside the tree, symbolic links are followed
+// within the root. It returns the bytes of file content written.
+func (t *tree) extract(r io.Reader, dir string, rename func(string) string) (int64, error) {
+	tr := tar.NewReader(r)
+	type dirTime struct {
+		p string
+		t time.Time
+	}
+	var dirs []dirTime
+	var n int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("archive: %w", err)
+		}
+		name := path.Clean("/" + h.Name)[1:]
+		if strings.HasPrefix(path.Clean(h.Name), "../") || path.Clean(h.Name) == ".." {
+			return n, fmt.Errorf("archive entry %q leads out of the destination: %w", h.Name, errdefs.ErrInvalidArgument)
+		}
+		if name == "" {
+			continue // "./": the destination directory itself stays as it is
+		}
+		if rename != nil {
+			name = rename(name)
+		}
+		p := path.Join(dir, name)
+		written, err := t.entry(tr, h, dir, p, rename)
+		n += written
+		if err != nil {
+			return n, err
+		}
+		if h.Typeflag == tar.TypeDir {
+			dirs = append(dirs, dirTime{p, h.ModTime})
+		}
+	}
+	// Directories' times last: creating their entries changed them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		pfd, base, err := t.parent(dirs[i].p, false)
+		if err != nil {
+			continue
+		}
+		ts := unix.NsecToTimespec(dirs[i].t.UnixNano())
+		unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		unix.Close(pfd)
+	}
+	return n, nil
+}
+
+// parent opens the directory p is in, creating it and its parents if
+// create, and returns it with p's last element.
+func (t *tree) parent(p string, create bool) (int, string, error) {
+	dir, base := path.Split(p)
+	if base == "" || base == "." || base == ".." {
+		return -1, "", fmt.Errorf("%s: %s: not a file name: %w", t.name, p, errdefs.ErrInvalidArgument)
+	}
+	fd, err := t.open(dir, unix.O_PATH|unix.O_DIRECTORY, true)
+	if err != nil && create && errors.Is(err, errdefs.ErrNotFound) {
+		fd, err = t.mkdirAll(path.Clean(dir))
+	}
+	return fd, base, err
+}
+
+// mkdirAll creates directory p and its missing parents. The existing part
+// is resolved in the root; each new directory is then opened with no
+// symbolic link allowed, so a concurrent swap fails instead of escaping.
+func (t *tree) mkdirAll(p string) (int, error) {
+	if fd, err := t.open(p, unix.O_PATH|unix.O_DIRECTORY, true); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+		return fd, err
+	}
+	parent, err := t.mkdirAll(path.Dir(p))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	base := path.Base(p)
+	if err := unix.Mkdirat(parent, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, t.pathError(p, err)
+	}
+	fd, err := unix.Openat2(parent, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return -1, t.pathError(p, err)
+	}
+	return fd, nil
+}
+
+// entry creates one archive entry at p.
+func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(string) string) (int64, error) {
+	pfd, base, err := t.parent(p, true)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(pfd)
+	var cur unix.Stat_t
+	exists := unix.Fstatat(pfd, base, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if exists && h.Typeflag != tar.TypeDir {
+		if isDir(&cur) {
+			return 0, fmt.Errorf("%s: cannot overwrite directory %s with a non-directory: %w", t.name, p, errdefs.ErrConflict)
+		}
+		if err := unix.Unlinkat(pfd, base, 0); err != nil {
+			return 0, t.pathError(p, err)
+		}
+	}
+	mode := uint32(h.Mode & 0o7777)
+	ts := unix.NsecToTimespec(h.ModTime.UnixNano())
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if exists && !isDir(&cur) {
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return 0, t.pathError(p, err)
+			}
+			exists = false
+		}
+		if !exists {
+			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+				return 0, t.pathError(p, err)
+			}
+		}
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, t.pathError(p, err)
+		}
+		defer unix.Close(fd)
+		return 0, t.attrs(fd, p, h, mode)
+	case tar.TypeReg, tar.TypeRegA:
+		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return 0, t.pathError(p, err)
+		}
+		f := os.NewFile(uintptr(fd), p)
+		defer f.Close()
+		n, err := io.Copy(f, tr)
+		if err != nil {
+			return n, t.pathError(p, err)
+		}
+		if err := t.attrs(fd, p, h, mode); err != nil {
+			return n, err
+		}
+		return n, t.pathError2(p, unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+			return 0, t.pathError(p, err)
+		}
+		if t.keepIDs {
+			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		return 0, nil
+	case tar.TypeLink:
+		target := path.Clean("/" + h.Linkname)[1:]
+		if rename != nil {
+			target = rename(target)
+		}
+		ofd, obase, err := t.parent(path.Join(dir, target), false)
+		if err != nil {
+			return 0, err
+		}
+		defer unix.Close(ofd)
+		return 0, t.pathError2(p, unix.Linkat(ofd, obase, pfd, base, 0))
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
+		if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
+			return 0, t.pathError(p, err)
+		}
+		if t.keepIDs {
+			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		unix.Fchmodat(pfd, base, mode, 0)
+		return 0, nil
+	}
+	return 0, nil // extended headers and the like: nothing to create
+}
+
+// attrs sets an extracted file's owner (with -a) and then its mode, which
+// a change of owner would strip of set-user-ID bits.
+func (t *tree) attrs(fd int, p string, h *tar.Header, mode uint32) error {
+	if t.keepIDs {
+		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+			return t.pathError(p, err)
+		}
+	}
+	return t.pathError2(p, unix.Fchmod(fd, mode))
+}
+
+func (t *tree) pathError2(p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return t.pathError(p, err)
+}
