@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Files in a container's directory. The directory is also the OCI bundle:
@@ -251,3 +252,24 @@ func (e *Engine) updateState(id string, fn func(*State) error) (*State, error) {
 // lock takes the container's lock, which orders changes to its state
 // between berth commands and its monitor. Hold it briefly.
 func (e *Engine) lock(id string) (func(), error) { return e.lockFile(id, lockFile) }
+
+// ImageUsers returns, for each image that containers under root use, the
+// names of those containers; it is the image store's UsersFunc.
+func ImageUsers(root string) (map[digest.Digest][]string, error) {
+	e := &Engine{root: filepath.Join(root, "containers")}
+	ids, err := e.ids()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	users := map[digest.Digest][]string{}
+	for _, id := range ids {
+		c := &Container{}
+		if err := readJSON(filepath.Join(e.dir(id), recordFile), c); err == nil {
+			users[c.ImageID] = append(users[c.ImageID], c.Name)
+		}
+	}
+	return users, nil
+}

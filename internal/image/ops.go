@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -78,8 +79,17 @@ func (s *Store) Tag(src, dst string) error {
 // Remove untags name; when it was the image's last name, or name is an ID,
 // the image goes too (with force even if it has other names). It returns
 // what was untagged and deleted. Blobs and snapshots no image uses any more
-// are removed afterwards.
+// are removed afterwards. An image that containers use is refused; with
+// force its names go but the image stays, unnamed, as long as they use it.
 func (s *Store) Remove(name string, force bool) (untagged []string, deleted digest.Digest, err error) {
+	img, err := s.Get(name)
+	if err != nil {
+		return nil, "", err
+	}
+	users, err := s.usersOf(img.ID)
+	if err != nil {
+		return nil, "", err
+	}
 	err = s.index.update(func(tx *bolt.Tx) error {
 		img, err := resolve(tx, name)
 		if err != nil {
@@ -97,12 +107,19 @@ func (s *Store) Remove(name string, force bool) (untagged []string, deleted dige
 		if !byTag && len(img.Names) > 1 && !force {
 			return fmt.Errorf("image %s has several names (%v); remove them one by one or use --force: %w", img.ID.Encoded()[:12], img.Names, errdefs.ErrConflict)
 		}
+		if len(users) > 0 && !force {
+			return fmt.Errorf("image %s is used by container %s: remove the container first (-f only untags it): %w",
+				name, strings.Join(users, ", "), errdefs.ErrConflict)
+		}
 		for _, n := range img.Names {
 			if err := tags.Delete([]byte(n)); err != nil {
 				return err
 			}
 		}
 		untagged = img.Names
+		if len(users) > 0 {
+			return nil
+		}
 		deleted = img.ID
 		return tx.Bucket(bucketImages).Delete([]byte(img.ID))
 	})
@@ -176,12 +193,22 @@ func (s *Store) gc() error {
 }
 
 // Prune removes images without a name (dangling), or with all every
-// image. It returns the IDs removed.
+// image, except those containers use. It returns the IDs removed.
 func (s *Store) Prune(all bool) ([]digest.Digest, error) {
 	var removed []digest.Digest
+	var used map[digest.Digest][]string
+	if s.users != nil {
+		var err error
+		if used, err = s.users(); err != nil {
+			return nil, err
+		}
+	}
 	err := s.index.update(func(tx *bolt.Tx) error {
 		// bbolt forbids deleting while iterating: collect, then delete.
 		tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+			if len(used[digest.Digest(k)]) > 0 {
+				return nil
+			}
 			if all || len(tagsOf(tx, digest.Digest(k))) == 0 {
 				removed = append(removed, digest.Digest(k))
 			}

@@ -28,6 +28,24 @@ type Store struct {
 	blobs blobStore
 	snaps *snapshot.Store
 	index index
+	users UsersFunc
+}
+
+// UsersFunc returns, for each image ID that containers use, the names of
+// those containers.
+type UsersFunc func() (map[digest.Digest][]string, error)
+
+// SetUsers tells the store which images containers use: Remove and Prune
+// keep those.
+func (s *Store) SetUsers(fn UsersFunc) { s.users = fn }
+
+// usersOf returns the containers that use image id.
+func (s *Store) usersOf(id digest.Digest) ([]string, error) {
+	if s.users == nil {
+		return nil, nil
+	}
+	m, err := s.users()
+	return m[id], err
 }
 
 // Open opens (creating if needed) the store at root.

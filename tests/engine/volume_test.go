@@ -91,3 +91,22 @@ func TestResourceLimits(t *testing.T) {
 		t.Fatalf("OOMKilled %s", got)
 	}
 }
+
+func TestImageInUse(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("create", "--name", "user", "--network", "none", img, "echo", "still here")
+	e.fails("used by container user", "rmi", img)
+	e.fails("used by container user", "image", "rm", img)
+	// -f untags it, but the image stays while the container needs it.
+	e.must("rmi", "-f", img)
+	e.must("image", "prune", "-a")
+	if got := e.must("start", "-a", "user"); got != "still here" {
+		t.Fatalf("container after rmi -f: %q", got)
+	}
+	e.must("rm", "user")
+	e.must("image", "prune")
+	if got := e.must("images", "-q"); got != "" {
+		t.Fatalf("image left after its container went and prune: %q", got)
+	}
+}
