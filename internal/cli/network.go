@@ -64,7 +64,7 @@ func (g *globals) networks() (*network.Manager, error) {
 func newNetworkCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Manage networks"}
 	cmd.AddCommand(newNetworkCreate(g), newNetworkLs(g), newNetworkInspect(g), newNetworkRm(g),
-		newNetworkPrune(g), newNetworkDNSServe(g))
+		newNetworkPrune(g), newNetworkDNSServe(g), newNetworkConnect(g, true), newNetworkConnect(g, false))
 	return cmd
 }
 
@@ -368,6 +368,30 @@ func newNetworkDNSServe(g *globals) *cobra.Command {
 				return err
 			}
 			return network.ServeDNS(cmd.Context(), m.Settings(), args[0])
+		},
+	}
+}
+
+// newNetworkConnect is `network connect` (or, with connect false,
+// `network disconnect`) NETWORK CONTAINER.
+func newNetworkConnect(g *globals, connect bool) *cobra.Command {
+	use, short := "connect NETWORK CONTAINER", "Join a container to a network"
+	if !connect {
+		use, short = "disconnect NETWORK CONTAINER", "Take a container off a network"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			if connect {
+				return e.ConnectNetwork(cmd.Context(), args[1], args[0])
+			}
+			return e.DisconnectNetwork(cmd.Context(), args[1], args[0])
 		},
 	}
 }

@@ -56,8 +56,12 @@ func (t *tree) open(p string, flags int, follow bool) (int, error) {
 	}
 }
 
+// pathError describes err, an error of the system about p, in one line
+// with its errdefs class; nil stays nil.
 func (t *tree) pathError(p string, err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, unix.ENOENT):
 		return fmt.Errorf("%s has no %s: %w", t.name, p, errdefs.ErrNotFound)
 	case errors.Is(err, unix.ENOTDIR):
@@ -140,7 +144,7 @@ type archiver struct {
 // Pseudo and kernel file systems that a running container's root shows
 // (/proc, /sys, …) are archived as empty directories.
 var skipFS = map[int64]bool{unix.PROC_SUPER_MAGIC: true, unix.SYSFS_MAGIC: true, unix.CGROUP_SUPER_MAGIC: true,
-	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, unix.MQUEUE_MAGIC: true, unix.DEBUGFS_MAGIC: true,
+	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, 0x19800202: true /* mqueue */, unix.DEBUGFS_MAGIC: true,
 	unix.SECURITYFS_MAGIC: true, unix.TRACEFS_MAGIC: true, unix.BPF_FS_MAGIC: true}
 
 // dir writes directory dfd (which it closes) and what it holds.
@@ -362,6 +366,11 @@ func (t *tree) mkdirAll(p string) (int, error) {
 
 // entry creates one archive entry at p.
 func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(string) string) (int64, error) {
+	switch h.Typeflag {
+	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return 0, nil // extended headers and the like: nothing to create
+	}
 	pfd, base, err := t.parent(p, true)
 	if err != nil {
 		return 0, err
@@ -412,7 +421,7 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		if err := t.attrs(fd, p, h, mode); err != nil {
 			return n, err
 		}
-		return n, t.pathError2(p, unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
+		return n, t.pathError(p, unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
 			return 0, t.pathError(p, err)
@@ -432,7 +441,7 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 			return 0, err
 		}
 		defer unix.Close(ofd)
-		return 0, t.pathError2(p, unix.Linkat(ofd, obase, pfd, base, 0))
+		return 0, t.pathError(p, unix.Linkat(ofd, obase, pfd, base, 0))
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
@@ -442,9 +451,8 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
 		}
 		unix.Fchmodat(pfd, base, mode, 0)
-		return 0, nil
 	}
-	return 0, nil // extended headers and the like: nothing to create
+	return 0, nil
 }
 
 // attrs sets an extracted file's owner (with -a) and then its mode, which
@@ -455,12 +463,5 @@ func (t *tree) attrs(fd int, p string, h *tar.Header, mode uint32) error {
 			return t.pathError(p, err)
 		}
 	}
-	return t.pathError2(p, unix.Fchmod(fd, mode))
-}
-
-func (t *tree) pathError2(p string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return t.pathError(p, err)
+	return t.pathError(p, unix.Fchmod(fd, mode))
 }

@@ -19,10 +19,13 @@ const dnsTTL = 60
 // resolver answers for the containers of one network and forwards the rest
 // to upstream servers.
 type resolver struct {
-	mu        sync.RWMutex
-	names     map[string][]netip.Addr // lower-case name without the final dot
-	ptrs      map[string][]string     // reverse name (with final dot) → names
-	upstreams []string                // host:port
+	mu    sync.RWMutex
+	names map[string][]netip.Addr // lower-case name without the final dot
+	ptrs  map[string][]string     // reverse name (with final dot) → names
+	// peers are the names on the other networks of the container at each
+	// address of this network.
+	peers     map[netip.Addr][]map[string][]netip.Addr
+	upstreams []string // host:port
 	timeout   time.Duration
 
 	// With stateFile set, records follow the state file: every query and
@@ -51,13 +54,46 @@ func (r *resolver) refresh() int {
 	r.last = fi
 	eps := st.endpointsOf(r.network)
 	r.setEndpoints(r.network, eps)
+	r.setPeers(st, eps)
 	r.endpoints = len(eps)
 	return r.endpoints
 }
 
-// setEndpoints replaces the records with those of eps: each container's
-// name, aliases and short ID, alone and followed by ".<network>".
+// setPeers records, for each container on this network that is on other
+// networks too, the names on those: as with Docker, a container resolves
+// every container it shares a network with, whichever network's server it
+// asks.
+func (r *resolver) setPeers(st *state, eps []*endpoint) {
+	byNet := map[string]map[string][]netip.Addr{}
+	peers := map[netip.Addr][]map[string][]netip.Addr{}
+	for _, e := range eps {
+		for _, other := range st.Endpoints {
+			if other.ContainerID != e.ContainerID || other.Network == r.network {
+				continue
+			}
+			if byNet[other.Network] == nil {
+				byNet[other.Network], _ = records(other.Network, st.endpointsOf(other.Network))
+			}
+			peers[e.IP] = append(peers[e.IP], byNet[other.Network])
+		}
+	}
+	r.mu.Lock()
+	r.peers = peers
+	r.mu.Unlock()
+}
+
+// setEndpoints replaces the records with those of eps.
 func (r *resolver) setEndpoints(network string, eps []*endpoint) {
+	names, ptrs := records(network, eps)
+	r.mu.Lock()
+	r.names, r.ptrs = names, ptrs
+	r.mu.Unlock()
+}
+
+// records are the names of the endpoints eps of network: each container's
+// name, aliases and short ID, alone and followed by ".<network>", and the
+// reverse names of their addresses.
+func records(network string, eps []*endpoint) (map[string][]netip.Addr, map[string][]string) {
 	names := map[string][]netip.Addr{}
 	ptrs := map[string][]string{}
 	for _, e := range eps {
@@ -84,9 +120,7 @@ func (r *resolver) setEndpoints(network string, eps []*endpoint) {
 			}
 		}
 	}
-	r.mu.Lock()
-	r.names, r.ptrs = names, ptrs
-	r.mu.Unlock()
+	return names, ptrs
 }
 
 func containsAddr(s []netip.Addr, a netip.Addr) bool {
@@ -147,6 +181,15 @@ func (r *resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
 	r.mu.RLock()
 	addrs, known := r.names[name]
+	if !known {
+		if client, ok := clientAddr(w); ok {
+			for _, names := range r.peers[client] {
+				if addrs, known = names[name]; known {
+					break
+				}
+			}
+		}
+	}
 	ptrs := r.ptrs[strings.ToLower(dns.Fqdn(q.Name))]
 	upstreams := r.upstreams
 	r.mu.RUnlock()
@@ -191,4 +234,19 @@ func (r *resolver) forward(w dns.ResponseWriter, req *dns.Msg, upstreams []strin
 	resp := new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
 	resp.RecursionAvailable = true
 	_ = w.WriteMsg(resp)
+}
+
+// clientAddr is the address a query came from.
+func clientAddr(w dns.ResponseWriter) (netip.Addr, bool) {
+	var ip net.IP
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	default:
+		return netip.Addr{}, false
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	return addr.Unmap(), ok
 }

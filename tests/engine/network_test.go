@@ -91,6 +91,18 @@ func TestUserNetworkDNS(t *testing.T) {
 		t.Fatal("a container on another network reached db")
 	}
 	e.fails("connected container", "network", "rm", "app"+n)
+	// network connect joins a running container to another network at once.
+	e.must("run", "-d", "--name", "client", "--network", "other"+n, img, "sleep", "60")
+	e.must("network", "connect", "app"+n, "client")
+	if got := e.must("exec", "client", "wget", "-q", "-O", "-", "http://db/index.html"); got != "db" {
+		t.Fatalf("after network connect: %q", got)
+	}
+	e.fails("already on network", "network", "connect", "app"+n, "client")
+	e.must("network", "disconnect", "app"+n, "client")
+	if _, _, code := e.run("exec", "client", "wget", "-q", "-T", "2", "-O", "-", "http://"+dbIP+"/index.html"); code == 0 {
+		t.Fatal("reached db after network disconnect")
+	}
+	e.must("rm", "-f", "client")
 	e.must("rm", "-f", "db")
 	e.must("network", "rm", "app"+n, "other"+n)
 }
