@@ -91,9 +91,11 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 	return st, e.saveState(c.ID, st)
 }
 
-// release undoes prepare: it disconnects the container's networks and
-// unmounts its root file system. Every step may already be undone.
+// release undoes prepare and what a run left: the runtime's record of the
+// container, its networks and its mounted root file system. Every step
+// may already be undone.
 func (e *Engine) release(ctx context.Context, c *Container, st *State) {
+	e.deleteRuntimeState(ctx, c)
 	e.disconnect(ctx, c, st)
 	e.unmountRootfs(c.ID)
 	if st != nil && len(st.Endpoints) > 0 {
@@ -221,7 +223,6 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	}
 	e.updateState(id, func(s *State) error { s.Status = Removing; return nil })
 	e.release(ctx, c, st)
-	e.deleteRuntimeState(ctx, c)
 	if err := removeDir(e.dir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -87,20 +88,11 @@ func TestMonitorKilled(t *testing.T) {
 	e.must("run", "-d", "--name", "a", "--network", "none", img, "sh", "-c", "echo a; sleep 60")
 	e.must("run", "-d", "--name", "b", "--network", "none", img, "sh", "-c", "echo b; sleep 60")
 	monitorOf := func(name string) int {
-		id := e.must("inspect", "-f", "{{.Id}}", name)
-		ents, _ := os.ReadDir("/proc")
-		for _, ent := range ents {
-			pid, err := strconv.Atoi(ent.Name())
-			if err != nil {
-				continue
-			}
-			cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-			if strings.HasPrefix(string(cmdline), "berth-monitor\x00") && strings.Contains(string(cmdline), id) {
-				return pid
-			}
+		pids := monitors(t, e.must("inspect", "-f", "{{.Id}}", name))
+		if len(pids) != 1 {
+			t.Fatalf("monitors of %s: %v", name, pids)
 		}
-		t.Fatalf("no monitor for %s", name)
-		return 0
+		return pids[0]
 	}
 	syscall.Kill(monitorOf("a"), syscall.SIGKILL)
 	time.Sleep(200 * time.Millisecond)
@@ -130,4 +122,57 @@ func TestHealthcheck(t *testing.T) {
 	if got := e.must("ps", "--format", "{{.Status}}"); !strings.HasSuffix(got, "(healthy)") {
 		t.Fatalf("ps status %q", got)
 	}
+}
+
+// TestStartAll is what a reboot leaves (every process gone, state files
+// saying otherwise) and what `berth start --all` makes of it: the
+// containers whose restart policy wants them running come back.
+func TestStartAll(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "always", "--restart", "always", "-p", "18762:80", img, "httpd", "-f", "-p", "80")
+	e.must("run", "-d", "--name", "never", img, "sleep", "60")
+	e.must("run", "-d", "--name", "stopped", "--restart", "unless-stopped", img, "sleep", "60")
+	e.must("stop", "-t", "0", "stopped")
+	// Crash everything: monitors first, so nothing records the exits.
+	for _, name := range []string{"always", "never"} {
+		id := e.must("inspect", "-f", "{{.Id}}", name)
+		pid, _ := strconv.Atoi(e.must("inspect", "-f", "{{.State.Pid}}", name))
+		for _, m := range monitors(t, id) {
+			syscall.Kill(m, syscall.SIGKILL)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	eventually(t, 5*time.Second, "the crash to show", func() bool {
+		return e.must("ps", "-a", "--filter", "status=exited", "-q") != "" && e.must("ps", "-q") == ""
+	})
+	e.must("start", "--all")
+	if got := e.must("ps", "--format", "{{.Names}}"); got != "always" {
+		t.Fatalf("after start --all: running %q, want only always", got)
+	}
+	// httpd serves a 404 for /: any answer shows the port is published again.
+	eventually(t, 5*time.Second, "always answering again", func() bool {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:18762", time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+}
+
+// monitors returns the pids of the monitor processes of container id.
+func monitors(t *testing.T, id string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if strings.HasPrefix(string(cmdline), "berth-monitor\x00") && strings.Contains(string(cmdline), id) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
