@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Options configure an Engine.
@@ -103,9 +104,20 @@ func fileExists(path string) bool {
 // deleteRuntimeState removes the runtime's record of the container, if it
 // has one, killing what is left of it.
 func (e *Engine) deleteRuntimeState(ctx context.Context, c *Container) {
-	if fileExists(filepath.Join(e.runtimeRoot(c), c.ID)) {
-		e.runtime(ctx, c, "delete", "--force", c.ID)
+	if !fileExists(filepath.Join(e.runtimeRoot(c), c.ID)) {
+		return
 	}
+	if c.Host.Runtime == "" {
+		e.ownRuntime(c).Delete(ctx, c.ID, true)
+		return
+	}
+	e.runtime(ctx, c, "delete", "--force", c.ID)
+}
+
+// ownRuntime is berth's runtime, in this process, with the state the
+// berth-runtime command would keep for c.
+func (e *Engine) ownRuntime(c *Container) *runtime.Runtime {
+	return &runtime.Runtime{Root: e.runtimeRoot(c)}
 }
 
 // runtime runs the container's runtime with args and returns its error

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/container/logfile"
+	"github.com/berth-dev/berth/internal/runtime"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,24 +170,12 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	defer cio.close()
 	pidFile := filepath.Join(m.dir, "pid")
 	os.Remove(pidFile)
-	rtLog := filepath.Join(m.dir, "runtime.log")
-	os.Remove(rtLog)
-	args := []string{"--log", rtLog, "--log-format", "json", "run", "--detach", "--bundle", m.dir, "--pid-file", pidFile}
-	if cio.consoleSocket != "" {
-		args = append(args, "--console-socket", cio.consoleSocket)
-	}
-	cmd := m.e.runtimeCmd(ctx, c, append(args, c.ID)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = cio.stdin, cio.stdout, cio.stderr
-	cmd.Env = os.Environ()
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("runtime: %w", err)
-	}
-	ws := <-m.reaper.wait(cmd.Process.Pid)
-	cio.closeChildEnds()
-	if !ws.Exited() || ws.ExitStatus() != 0 {
+	if err := m.runContainer(ctx, cio, pidFile); err != nil {
+		cio.closeChildEnds()
 		m.e.deleteRuntimeState(context.Background(), c)
-		return 0, fmt.Errorf("%s", runtimeError(rtLog, ws))
+		return 0, err
 	}
+	cio.closeChildEnds()
 	if err := cio.afterStart(); err != nil {
 		m.e.deleteRuntimeState(context.Background(), c)
 		return 0, err
@@ -207,7 +196,7 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 		report(startReport{Pid: pid})
 	}
 	stopHealth := m.startHealth(ctx)
-	ws = <-exited
+	ws := <-exited
 	stopHealth()
 	cio.drain(2 * time.Second)
 	code := exitCode(ws)
@@ -311,4 +300,36 @@ func (e *Engine) startMonitor(c *Container, attach *os.File) (startReport, error
 		return rep, fmt.Errorf("monitor: %w", err)
 	}
 	return rep, nil
+}
+
+// runContainer creates and starts the container with cio as its stdio:
+// through berth's runtime in this process, which saves starting two
+// runtime processes per run, or through the --runtime command.
+func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, pidFile string) error {
+	e, c := m.e, m.c
+	if c.Host.Runtime == "" {
+		rt := e.ownRuntime(c)
+		err := rt.Create(ctx, c.ID, runtime.CreateOptions{Bundle: e.dir(c.ID), PidFile: pidFile, ConsoleSocket: cio.consoleSocket,
+			Stdin: cio.stdin, Stdout: cio.stdout, Stderr: cio.stderr})
+		if err == nil {
+			err = rt.Start(ctx, c.ID)
+		}
+		return err
+	}
+	rtLog := filepath.Join(e.dir(c.ID), "runtime.log")
+	os.Remove(rtLog)
+	args := []string{"--log", rtLog, "--log-format", "json", "run", "--detach", "--bundle", e.dir(c.ID), "--pid-file", pidFile}
+	if cio.consoleSocket != "" {
+		args = append(args, "--console-socket", cio.consoleSocket)
+	}
+	cmd := e.runtimeCmd(ctx, c, append(args, c.ID)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cio.stdin, cio.stdout, cio.stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	ws := <-m.reaper.wait(cmd.Process.Pid)
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return fmt.Errorf("%s", runtimeError(rtLog, ws))
+	}
+	return nil
 }
