@@ -42,6 +42,7 @@ func Main(args []string) int {
 	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
 		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g),
 		newNetworkCommand(g), newRun(g), newCreate(g), newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g),
-		newWait(g), newAttach(g), newPs(g), newLogs(g), newExec(g), newInspect(g), newVolumeCommand(g), newContainerMonitor(g))
+		newWait(g), newAttach(g), newPs(g), newLogs(g), newExec(g), newInspect(g), newVolumeCommand(g), newContainerMonitor(g),
+		newStats(g), newTop(g), newPort(g), newRename(g), newCp(g), newEvents(g), newSystemCommand(g), newContainerGroup(g))
 	return runtimecli.Execute(cmd, args, "berth")
 }

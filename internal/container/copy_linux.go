@@ -22,7 +22,8 @@ import (
 // A running container's files are reached through /proc/PID/root of its
 // process: the root exactly as the container sees it, with its volumes,
 // bind mounts and tmpfs mounts, so a copy into a path under a volume lands
-// in the volume. A container that is not running gets the same view in a
+// in the volume (the copy holds the container's mount namespace, so that
+// stays true if the container stops meanwhile). A container that is not running gets the same view in a
 // private mount namespace of a thread of this process: its overlay root
 // (mounted there, or the one its monitor holds while it waits to restart),
 // its volumes and bind mounts on top, read-only where the container has
@@ -31,6 +32,10 @@ import (
 // rather than vanish under the mount). Nothing of it is visible on the
 // host, and it all goes away with the copy, even if berth is killed. While
 // such a copy runs, the container cannot be started (start waits).
+//
+// Copies keep contents, modes, times and symbolic links (and owners with
+// -a); hard links become separate files, and extended attributes are not
+// copied.
 //
 // Every path in the container is looked up by the kernel inside the
 // container's root (openat2 RESOLVE_IN_ROOT; see tree), so no symbolic link
@@ -230,12 +235,14 @@ func copyPath(src *tree, srcPath string, dst *tree, dstPath string, o CopyOption
 		done <- err
 	}()
 	n, err := dst.extract(pr, dir, nil)
-	pr.CloseWithError(errors.New("copy stopped"))
-	if aerr := <-done; aerr != nil && !errors.Is(aerr, io.ErrClosedPipe) {
+	pr.CloseWithError(errCopyStopped)
+	if aerr := <-done; err == nil && aerr != nil {
 		return n, aerr
 	}
 	return n, err
 }
+
+var errCopyStopped = errors.New("copy stopped")
 
 // containerTree opens the root of the container ref names as its
 // processes see it (see the comment at the top of this file) and returns
@@ -247,8 +254,9 @@ func (e *Engine) containerTree(ref string, keepIDs bool) (*tree, func(), error) 
 	}
 	t := &tree{name: "container " + c.Name, inRoot: true, keepIDs: keepIDs}
 	if live(st) {
-		if t.root, err = procRoot(c.ID, st.Pid); err == nil {
-			return t, func() { unix.Close(t.root) }, nil
+		if root, ns, err := procRoot(c.ID, st.Pid); err == nil {
+			t.root = root
+			return t, func() { unix.Close(root); unix.Close(ns) }, nil
 		}
 	}
 	unlock, err := e.lockFile(c.ID, "start.lock")
@@ -257,9 +265,10 @@ func (e *Engine) containerTree(ref string, keepIDs bool) (*tree, func(), error) 
 	}
 	// Started before the lock was ours?
 	if st, err = e.state(c.ID); err == nil && live(st) {
-		if t.root, err = procRoot(c.ID, st.Pid); err == nil {
+		if root, ns, err := procRoot(c.ID, st.Pid); err == nil {
 			unlock()
-			return t, func() { unix.Close(t.root) }, nil
+			t.root = root
+			return t, func() { unix.Close(root); unix.Close(ns) }, nil
 		}
 	}
 	root, ns, err := e.privateRoot(c)
@@ -275,24 +284,36 @@ func live(st *State) bool { return (st.Status == Running || st.Status == Paused)
 
 // procRoot opens the root directory of process pid, once sure that the
 // process is in container id's cgroup (and not a process that took the
-// pid of the container's exited one).
-func procRoot(id string, pid int) (int, error) {
+// pid of the container's exited one), and its mount namespace: holding
+// that keeps the container's volumes mounted where the copy expects them
+// even if the container stops meanwhile.
+func procRoot(id string, pid int) (root, ns int, err error) {
 	pfd, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	defer unix.Close(pfd)
+	if ns, err = unix.Openat(pfd, "ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return -1, -1, err
+	}
 	cfd, err := unix.Openat(pfd, "cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		f := os.NewFile(uintptr(cfd), "cgroup")
+		var b []byte
+		b, err = io.ReadAll(f)
+		f.Close()
+		if err == nil && !strings.Contains(string(b), cgroupPath(id)) {
+			err = fmt.Errorf("process %d is not the container's", pid)
+		}
+	}
+	if err == nil {
+		root, err = unix.Openat(pfd, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
-		return -1, err
+		unix.Close(ns)
+		return -1, -1, err
 	}
-	f := os.NewFile(uintptr(cfd), "cgroup")
-	b, err := io.ReadAll(f)
-	f.Close()
-	if err != nil || !strings.Contains(string(b), cgroupPath(id)) {
-		return -1, fmt.Errorf("process %d is not the container's", pid)
-	}
-	return unix.Openat(pfd, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return root, ns, nil
 }
 
 // privateRoot builds the view of a container that is not running in a new
