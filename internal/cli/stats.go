@@ -84,13 +84,16 @@ func newStats(g *globals) *cobra.Command {
 			for {
 				// Docker's CPU % is over an interval: two samples a second
 				// apart (nothing to wait for if nothing runs).
-				if noStream && len(prev) == 0 {
-					return printTable(os.Stdout, format, []statsRow{}, statsTitles)
+				running := false
+				for _, s := range prev {
+					running = running || s.Running
 				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
+				if running || !noStream {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(time.Second):
+					}
 				}
 				if cur, err = refs(); err != nil {
 					return err
