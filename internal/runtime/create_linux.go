@@ -158,6 +158,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		Console: console != nil, NewUserNS: newUser, UnshareCgroup: unshareCgroup,
 		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
 	}
+	r.compileSeccomp(cfg)
 	if err := sync.send(cfg); err != nil {
 		return nil, nil, fmt.Errorf("container %q: send config to init: %w", id, err)
 	}

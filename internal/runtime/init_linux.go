@@ -142,7 +142,8 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 			return fmt.Errorf("session keyring: %w", err)
 		}
 	}
-	argv0, env, err := prepareProcess(p, caps, spec.Linux.Seccomp, cfg.PreserveFDs)
+	sec := &seccompFilter{spec: spec.Linux.Seccomp, bpf: cfg.SeccompBPF, flags: cfg.SeccompFlags}
+	argv0, env, err := prepareProcess(p, caps, sec, cfg.PreserveFDs)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func initContainer(sync *syncPipe, cfg *initConfig, listener, consoleSock *os.Fi
 				return err
 			}
 		}
-		return execProcess(argv0, p, env, spec.Linux.Seccomp)
+		return execProcess(argv0, p, env, sec)
 	}()
 	syncFile.Close()
 	startSync.fail(err)
@@ -189,9 +190,9 @@ func initExec(sync *syncPipe, cfg *initConfig, consoleSock *os.File) error {
 			return err
 		}
 	}
-	var sec *specs.LinuxSeccomp
+	sec := &seccompFilter{bpf: cfg.SeccompBPF, flags: cfg.SeccompFlags}
 	if cfg.Spec != nil && cfg.Spec.Linux != nil {
-		sec = cfg.Spec.Linux.Seccomp
+		sec.spec = cfg.Spec.Linux.Seccomp
 	}
 	caps, err := newCapSet(p.Capabilities)
 	if err != nil {
@@ -228,7 +229,7 @@ func setIdentity(spec *specs.Spec) error {
 // prepareProcess does everything for the process short of exec: limits,
 // privileges, user, working directory. Seccomp is loaded here unless
 // no_new_privs lets it wait until just before exec.
-func prepareProcess(p *specs.Process, caps *capSet, sec *specs.LinuxSeccomp, preserve int) (string, []string, error) {
+func prepareProcess(p *specs.Process, caps *capSet, sec *seccompFilter, preserve int) (string, []string, error) {
 	if err := closeExtraFDs(preserve); err != nil {
 		return "", nil, err
 	}
@@ -247,7 +248,7 @@ func prepareProcess(p *specs.Process, caps *capSet, sec *specs.LinuxSeccomp, pre
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return "", nil, fmt.Errorf("no_new_privs: %w", err)
 		}
-	} else if err := loadSeccomp(sec); err != nil {
+	} else if err := sec.load(); err != nil {
 		return "", nil, err
 	}
 	if err := caps.applyBounding(); err != nil {
@@ -265,9 +266,9 @@ func prepareProcess(p *specs.Process, caps *capSet, sec *specs.LinuxSeccomp, pre
 	return argv0, env, nil
 }
 
-func execProcess(argv0 string, p *specs.Process, env []string, sec *specs.LinuxSeccomp) error {
+func execProcess(argv0 string, p *specs.Process, env []string, sec *seccompFilter) error {
 	if p.NoNewPrivileges {
-		if err := loadSeccomp(sec); err != nil {
+		if err := sec.load(); err != nil {
 			return err
 		}
 	}

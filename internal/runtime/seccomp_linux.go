@@ -1,7 +1,16 @@
 package runtime
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	seccomp "github.com/seccomp/libseccomp-golang"
@@ -48,36 +57,138 @@ func seccompAction(a specs.LinuxSeccompAction, errno *uint) (seccomp.ScmpAction,
 	return seccomp.ActInvalid, fmt.Errorf("seccomp action %q is not supported", a)
 }
 
-// loadSeccomp builds the spec's filter with libseccomp and loads it into
-// the calling thread. It leaves no_new_privs alone: that is the spec's
-// process.noNewPrivileges to decide.
-func loadSeccomp(s *specs.LinuxSeccomp) error {
-	if s == nil {
+// seccompFilter is the filter a container's process gets: the spec's, and
+// that spec compiled to classic BPF by the runtime process when it could
+// (see seccompProgram), so that init only has to load it.
+type seccompFilter struct {
+	spec  *specs.LinuxSeccomp
+	bpf   []byte
+	flags uint
+}
+
+// load loads the filter into the calling thread. It leaves no_new_privs
+// alone: that is the spec's process.noNewPrivileges to decide.
+func (f *seccompFilter) load() error {
+	if f == nil || f.spec == nil {
 		return nil
 	}
+	if len(f.bpf) == 0 {
+		return loadSeccomp(f.spec)
+	}
+	if len(f.bpf)%8 != 0 || len(f.bpf)/8 > 0xffff {
+		return fmt.Errorf("seccomp: compiled filter of %d bytes is malformed", len(f.bpf))
+	}
+	insns := unsafe.Slice((*unix.SockFilter)(unsafe.Pointer(&f.bpf[0])), len(f.bpf)/8)
+	prog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, uintptr(f.flags), uintptr(unsafe.Pointer(&prog))); errno != 0 {
+		return fmt.Errorf("seccomp: load filter: %w", errno)
+	}
+	return nil
+}
+
+const (
+	seccompSetModeFilter    = 1 // SECCOMP_SET_MODE_FILTER
+	seccompFlagSpecAllow    = 4 // SECCOMP_FILTER_FLAG_SPEC_ALLOW
+	seccompCacheMaxFilesize = 1 << 20
+)
+
+// seccompProgram compiles s to classic BPF with libseccomp, or takes the
+// program from cacheDir if the same filter was compiled before with the
+// same libseccomp on the same kernel: Docker's default profile takes tens
+// of milliseconds to compile, on every container start otherwise. It also
+// returns the flags to load it with.
+func seccompProgram(cacheDir string, s *specs.LinuxSeccomp) ([]byte, uint, error) {
+	var flags uint
+	if slices.Contains(s.Flags, specs.LinuxSeccompFlagSpecAllow) {
+		flags |= seccompFlagSpecAllow
+	}
+	key, err := json.Marshal(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	major, minor, micro := seccomp.GetLibraryVersion()
+	api, _ := seccomp.GetAPI()
+	h := sha256.New()
+	fmt.Fprintf(h, "%d.%d.%d api %d kernel %s\n", major, minor, micro, api, unix.ByteSliceToString(uts.Release[:]))
+	h.Write(key)
+	path := filepath.Join(cacheDir, hex.EncodeToString(h.Sum(nil)))
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 && len(b)%8 == 0 && len(b) < seccompCacheMaxFilesize {
+		return b, flags, nil
+	}
+	f, err := buildSeccomp(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Release()
+	mem, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, 0, err
+	}
+	mf := os.NewFile(uintptr(mem), "seccomp-bpf")
+	defer mf.Close()
+	if err := f.ExportBPF(mf); err != nil {
+		return nil, 0, fmt.Errorf("seccomp: export: %w", err)
+	}
+	b, err := io.ReadAll(io.NewSectionReader(mf, 0, seccompCacheMaxFilesize))
+	if err != nil || len(b) == 0 || len(b)%8 != 0 {
+		return nil, 0, fmt.Errorf("seccomp: export: %d bytes: %v", len(b), err)
+	}
+	// Best effort: a cache that cannot be written only costs time.
+	if os.MkdirAll(cacheDir, 0o700) == nil {
+		tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+		if os.WriteFile(tmp, b, 0o600) == nil && os.Rename(tmp, path) != nil {
+			os.Remove(tmp)
+		}
+	}
+	return b, flags, nil
+}
+
+// loadSeccomp builds the spec's filter with libseccomp and loads it into
+// the calling thread.
+func loadSeccomp(s *specs.LinuxSeccomp) error {
+	f, err := buildSeccomp(s)
+	if err != nil {
+		return err
+	}
+	defer f.Release()
+	if err := f.Load(); err != nil {
+		return fmt.Errorf("seccomp: load filter: %w", err)
+	}
+	return nil
+}
+
+// buildSeccomp makes the libseccomp filter for s.
+func buildSeccomp(s *specs.LinuxSeccomp) (*seccomp.ScmpFilter, error) {
 	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
-		return fmt.Errorf("linux.seccomp.defaultAction: %w", err)
+		return nil, fmt.Errorf("linux.seccomp.defaultAction: %w", err)
 	}
 	f, err := seccomp.NewFilter(def)
 	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	defer f.Release()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Release()
+		}
+	}()
 	if err := f.SetNoNewPrivsBit(false); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	for _, a := range s.Architectures {
 		name, ok := seccompArchs[a]
 		if !ok {
-			return fmt.Errorf("linux.seccomp.architectures: unknown %q", a)
+			return nil, fmt.Errorf("linux.seccomp.architectures: unknown %q", a)
 		}
 		arch, err := seccomp.GetArchFromString(name)
 		if err != nil {
-			return fmt.Errorf("linux.seccomp.architectures: %w", err)
+			return nil, fmt.Errorf("linux.seccomp.architectures: %w", err)
 		}
 		if err := f.AddArch(arch); err != nil {
-			return fmt.Errorf("linux.seccomp.architectures %s: %w", a, err)
+			return nil, fmt.Errorf("linux.seccomp.architectures %s: %w", a, err)
 		}
 	}
 	for _, flag := range s.Flags {
@@ -88,7 +199,7 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 	for i, sc := range s.Syscalls {
 		act, err := seccompAction(sc.Action, sc.ErrnoRet)
 		if err != nil {
-			return fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
+			return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
 		}
 		if act == def {
 			continue
@@ -97,7 +208,7 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 		for _, a := range sc.Args {
 			op, ok := seccompOps[a.Op]
 			if !ok {
-				return fmt.Errorf("linux.seccomp.syscalls[%d]: unknown operator %q", i, a.Op)
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: unknown operator %q", i, a.Op)
 			}
 			vals := []uint64{a.Value}
 			if a.Op == specs.OpMaskedEqual {
@@ -105,7 +216,7 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 			}
 			c, err := seccomp.MakeCondition(a.Index, op, vals...)
 			if err != nil {
-				return fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
 			}
 			conds = append(conds, c)
 		}
@@ -126,12 +237,22 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("linux.seccomp.syscalls[%d] %s: %w", i, name, err)
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d] %s: %w", i, name, err)
 			}
 		}
 	}
-	if err := f.Load(); err != nil {
-		return fmt.Errorf("seccomp: load filter: %w", err)
+	ok = true
+	return f, nil
+}
+
+// compileSeccomp puts the compiled filter of cfg's spec into cfg. Failing
+// that, init compiles the filter itself and reports what is wrong with it.
+func (r *Runtime) compileSeccomp(cfg *initConfig) {
+	if cfg.Spec == nil || cfg.Spec.Linux == nil || cfg.Spec.Linux.Seccomp == nil {
+		return
 	}
-	return nil
+	cache := filepath.Join(filepath.Dir(r.Root), filepath.Base(r.Root)+".seccomp")
+	if bpf, flags, err := seccompProgram(cache, cfg.Spec.Linux.Seccomp); err == nil {
+		cfg.SeccompBPF, cfg.SeccompFlags = bpf, flags
+	}
 }

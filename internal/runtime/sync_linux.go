@@ -28,6 +28,10 @@ type initConfig struct {
 	NewUserNS     bool           `json:"newUserNS,omitempty"`
 	UnshareCgroup bool           `json:"unshareCgroup,omitempty"`
 	Root          string         `json:"root,omitempty"` // exec: chroot here first
+	// SeccompBPF is the spec's seccomp filter compiled by the runtime
+	// process; empty, init compiles it itself.
+	SeccompBPF   []byte `json:"seccompBPF,omitempty"`
+	SeccompFlags uint   `json:"seccompFlags,omitempty"`
 }
 
 const (
