@@ -87,11 +87,10 @@ func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *
 	if c.Host.Runtime != "" {
 		return exec.CommandContext(ctx, c.Host.Runtime, args...)
 	}
-	path := e.berth[0]
-	if lean := filepath.Join(filepath.Dir(path), "berth-runtime"); fileExists(lean) {
-		path = lean
+	cmd := exec.CommandContext(ctx, e.ownRuntime(c).Self, args...)
+	if cmd.Path == "" {
+		cmd = exec.CommandContext(ctx, e.berth[0], args...)
 	}
-	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Args[0] = "berth-runtime" // berth dispatches on its name
 	return cmd
 }
@@ -117,7 +116,12 @@ func (e *Engine) deleteRuntimeState(ctx context.Context, c *Container) {
 // ownRuntime is berth's runtime, in this process, with the state the
 // berth-runtime command would keep for c.
 func (e *Engine) ownRuntime(c *Container) *runtime.Runtime {
-	return &runtime.Runtime{Root: e.runtimeRoot(c)}
+	rt := &runtime.Runtime{Root: e.runtimeRoot(c)}
+	// The container's init starts faster from the lean runtime binary.
+	if lean := filepath.Join(filepath.Dir(e.berth[0]), "berth-runtime"); fileExists(lean) {
+		rt.Self = lean
+	}
+	return rt
 }
 
 // runtime runs the container's runtime with args and returns its error

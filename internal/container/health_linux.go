@@ -64,11 +64,14 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 			}
 			res := m.check(ctx, args, timeout)
 			inStart := time.Since(started) < h.StartPeriod
+			var before, after string
 			m.e.updateState(m.c.ID, func(s *State) error {
 				if s.Health == nil {
 					s.Health = &Health{Status: "starting"}
 				}
 				hs := s.Health
+				before = hs.Status
+				defer func() { after = hs.Status }()
 				hs.Log = append(hs.Log, res)
 				if len(hs.Log) > healthLogKeep {
 					hs.Log = hs.Log[len(hs.Log)-healthLogKeep:]
@@ -86,6 +89,9 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 				}
 				return nil
 			})
+			if after != before {
+				m.e.emit("health_status: "+after, m.c, nil)
+			}
 		}
 	}()
 	return func() { cancel(); <-done }

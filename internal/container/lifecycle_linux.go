@@ -189,10 +189,10 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if n == unix.SIGKILL || n == unix.SIGTERM || n == unix.SIGINT {
 		e.updateState(id, func(s *State) error { s.ManualStop = true; return nil })
 	}
+	e.emit("kill", c, map[string]string{"signal": strconv.Itoa(int(n))})
 	if err := e.runtime(ctx, c, "kill", id, strconv.Itoa(int(n))); err != nil {
 		return fmt.Errorf("kill %s: %s: %w", c.Name, err, errdefs.ErrConflict)
 	}
-	e.emit("kill", c, map[string]string{"signal": strconv.Itoa(int(n))})
 	return nil
 }
 

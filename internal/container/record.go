@@ -58,7 +58,7 @@ type HostConfig struct {
 	Mounts        []Mount           `json:"mounts,omitempty"`
 	Ports         []PortBinding     `json:"ports,omitempty"`
 	PublishAll    bool              `json:"publishAll,omitempty"`
-	NetworkMode   string            `json:"networkMode,omitempty"` // bridge, none, host or a network name
+	NetworkMode   string            `json:"networkMode,omitempty"`   // bridge, none, host or a network name
 	ExtraNetworks []string          `json:"extraNetworks,omitempty"` // joined with network connect
 	DNS           []string          `json:"dns,omitempty"`
 	ExtraHosts    []string          `json:"extraHosts,omitempty"` // "name:ip"
