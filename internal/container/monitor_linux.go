@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,8 @@ type monitor struct {
 	log    *logfile.Writer
 	hub    *hub
 	stop   chan os.Signal
+	// logLine writes a line of berth's own to the container's log.
+	logLine func(string)
 }
 
 // Monitor runs the monitor of container id; it is the body of the hidden
@@ -92,6 +95,7 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 	defer m.hub.close()
 	streams := map[string]io.Writer{"stdout": m.log.Stream("stdout"), "stderr": m.log.Stream("stderr")}
 	m.hub.out = func(stream string, p []byte) { streams[stream].Write(p) }
+	m.logLine = func(line string) { streams["stderr"].Write([]byte(line + "\n")) }
 	m.hub.onSignal = func(sig int) { e.runtime(context.Background(), c, "kill", c.ID, strconv.Itoa(sig)) }
 	if os.Getenv(attachEnv) != "" {
 		m.hub.adopt(os.NewFile(monitorAttachFd, "attach"))
@@ -196,7 +200,9 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 		report(startReport{Pid: pid})
 	}
 	stopHealth := m.startHealth(ctx)
+	stopWatch := m.watchLoopback()
 	ws := <-exited
+	stopWatch()
 	stopHealth()
 	cio.drain(2 * time.Second)
 	code := exitCode(ws)
@@ -332,4 +338,41 @@ func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, pidFile string) 
 		return fmt.Errorf("%s", runtimeError(rtLog, ws))
 	}
 	return nil
+}
+
+// watchLoopback looks, a few times in the first seconds after the start,
+// for published ports whose application listens on 127.0.0.1 only inside
+// the container (the seeds' "bind to 0.0.0.0" pitfall), and says so in
+// the container's log and state. The returned func stops it.
+func (m *monitor) watchLoopback() (stop func()) {
+	if len(m.c.Host.Ports) == 0 && !m.c.Host.PublishAll {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for _, d := range []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second} {
+			select {
+			case <-done:
+				return
+			case <-time.After(d):
+			}
+			warnings, err := m.e.LoopbackOnly(m.c.ID)
+			if err != nil || len(warnings) == 0 {
+				continue
+			}
+			m.e.updateState(m.c.ID, func(s *State) error {
+				for _, w := range warnings {
+					if !slices.Contains(s.Warnings, w) {
+						s.Warnings = append(s.Warnings, w)
+						m.logLine("berth: warning: " + w)
+					}
+				}
+				return nil
+			})
+			return
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -122,6 +122,11 @@ func TestPort(t *testing.T) {
 		out, errOut, code := e.run("port", "web", "80")
 		return code == 0 && out == "0.0.0.0:18781\n" && strings.TrimSpace(errOut) == want
 	})
+	// The monitor says so in the container's log too.
+	eventually(t, 10*time.Second, "the warning in the log", func() bool {
+		_, errOut, _ := e.run("logs", "web")
+		return strings.Contains(errOut, "berth: "+want)
+	})
 	listening := func(name string) bool {
 		b, _ := os.ReadFile("/proc/" + e.must("inspect", "-f", "{{.State.Pid}}", name) + "/net/tcp")
 		return strings.Contains(string(b), ":0050 00000000:0000 0A")
