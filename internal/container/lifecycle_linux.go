@@ -71,6 +71,9 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 	if err := e.mountRootfs(c); err != nil {
 		return st, err
 	}
+	if err := e.populateVolumes(c); err != nil {
+		return st, err
+	}
 	netns, err := e.connect(ctx, c, st)
 	if err != nil {
 		return st, err

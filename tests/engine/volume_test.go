@@ -32,6 +32,17 @@ func TestVolumes(t *testing.T) {
 	e.must("volume", "rm", "data")
 	e.fails("no such volume", "volume", "inspect", "data")
 
+	// A new volume mounted over an image's directory starts with the
+	// image's files there, as with Docker; a volume with content keeps it.
+	if got := e.must("run", "--rm", "--network", "none", "-v", "etc:/etc", img, "cat", "/etc/group"); !strings.Contains(got, "root:x:0:") {
+		t.Fatalf("new volume over /etc: %q", got)
+	}
+	e.must("run", "--rm", "--network", "none", "-v", "etc:/etc", img, "sh", "-c", "echo mine > /etc/group")
+	if got := e.must("run", "--rm", "--network", "none", "-v", "etc:/etc", img, "cat", "/etc/group"); got != "mine" {
+		t.Fatalf("volume content replaced: %q", got)
+	}
+	e.must("volume", "rm", "etc")
+
 	// Bind mounts, read-only or not, and tmpfs.
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "in"), []byte("from host\n"), 0o644)
