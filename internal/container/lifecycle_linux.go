@@ -110,11 +110,7 @@ func (e *Engine) release(ctx context.Context, c *Container, st *State) {
 // timeout (the container's own stop timeout, or 10 s, if nil). Its restart
 // policy does not bring it back.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
-	id, err := e.Resolve(ref)
-	if err != nil {
-		return err
-	}
-	c, st, err := e.load(id)
+	c, st, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
@@ -171,14 +167,11 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 // Kill sends sig (a name or number; SIGKILL if empty) to the container's
 // process. Like stop, a kill is not undone by the restart policy.
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
-	id, err := e.Resolve(ref)
+	c, st, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
-	c, st, err := e.load(id)
-	if err != nil {
-		return err
-	}
+	id := c.ID
 	if sig == "" {
 		sig = "SIGKILL"
 	}
@@ -208,14 +201,11 @@ type RemoveOptions struct {
 // Remove removes the container ref names with everything it holds. A
 // running container is refused unless o.Force.
 func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
-	id, err := e.Resolve(ref)
+	c, st, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
-	c, st, err := e.load(id)
-	if err != nil {
-		return err
-	}
+	id := c.ID
 	if st.Running() && st.Monitor.Pid != os.Getpid() {
 		if !o.Force {
 			return fmt.Errorf("container %s is %s: stop it first or remove it with -f: %w", c.Name, st.Status, errdefs.ErrConflict)

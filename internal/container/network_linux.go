@@ -100,6 +100,56 @@ func (e *Engine) connect(ctx context.Context, c *Container, st *State) (string, 
 // ConnectNetwork joins the container ref names to network name: at once if
 // it runs, and whenever it starts.
 func (e *Engine) ConnectNetwork(ctx context.Context, ref, name string) error {
+	return e.changeNetworks(ctx, ref, name, func(c *Container, st *State, n *network.Network) error {
+		mode := c.networkMode()
+		if mode == "host" || mode == "none" {
+			return fmt.Errorf("container %s uses --network %s and cannot join other networks: %w", c.Name, mode, errdefs.ErrConflict)
+		}
+		if mode == n.Name || slices.Contains(c.Host.ExtraNetworks, n.Name) {
+			return fmt.Errorf("container %s is already on network %s: %w", c.Name, n.Name, errdefs.ErrAlreadyExists)
+		}
+		if st.Status == Running || st.Status == Paused {
+			ep, err := e.nets.Connect(ctx, n.Name, network.Attach{
+				ContainerID: c.ID, Name: c.Name, Aliases: []string{short(c.ID)}, NetNS: e.netnsPath(c.ID), IfName: fmt.Sprintf("eth%d", len(st.Endpoints)),
+			})
+			if err != nil {
+				return err
+			}
+			if _, err := e.updateState(c.ID, func(s *State) error { s.Endpoints = append(s.Endpoints, *ep); return nil }); err != nil {
+				return err
+			}
+		}
+		c.Host.ExtraNetworks = append(c.Host.ExtraNetworks, n.Name)
+		return nil
+	})
+}
+
+// DisconnectNetwork takes the container ref names off network name.
+func (e *Engine) DisconnectNetwork(ctx context.Context, ref, name string) error {
+	return e.changeNetworks(ctx, ref, name, func(c *Container, _ *State, n *network.Network) error {
+		switch {
+		case c.networkMode() == n.Name:
+			// As Docker: off its first network, the container has none.
+			c.Host.NetworkMode, c.Host.Ports, c.Host.PublishAll = "none", nil, false
+		case slices.Contains(c.Host.ExtraNetworks, n.Name):
+			c.Host.ExtraNetworks = slices.DeleteFunc(c.Host.ExtraNetworks, func(x string) bool { return x == n.Name })
+		default:
+			return fmt.Errorf("container %s is not on network %s: %w", c.Name, n.Name, errdefs.ErrNotFound)
+		}
+		if err := e.nets.Disconnect(ctx, n.Name, c.ID); err != nil {
+			return err
+		}
+		_, err := e.updateState(c.ID, func(s *State) error {
+			s.Endpoints = slices.DeleteFunc(s.Endpoints, func(ep network.Endpoint) bool { return ep.Network == n.Name })
+			return nil
+		})
+		return err
+	})
+}
+
+// changeNetworks runs fn on the container ref names and network name,
+// holding the container's start lock, and saves the record fn changed.
+func (e *Engine) changeNetworks(ctx context.Context, ref, name string, fn func(*Container, *State, *network.Network) error) error {
 	id, err := e.Resolve(ref)
 	if err != nil {
 		return err
@@ -120,66 +170,7 @@ func (e *Engine) ConnectNetwork(ctx context.Context, ref, name string) error {
 	if err != nil {
 		return err
 	}
-	mode := c.networkMode()
-	if mode == "host" || mode == "none" {
-		return fmt.Errorf("container %s uses --network %s and cannot join other networks: %w", c.Name, mode, errdefs.ErrConflict)
-	}
-	if mode == n.Name || slices.Contains(c.Host.ExtraNetworks, n.Name) {
-		return fmt.Errorf("container %s is already on network %s: %w", c.Name, n.Name, errdefs.ErrAlreadyExists)
-	}
-	if st.Status == Running || st.Status == Paused {
-		ep, err := e.nets.Connect(ctx, n.Name, network.Attach{
-			ContainerID: c.ID, Name: c.Name, Aliases: []string{short(c.ID)}, NetNS: e.netnsPath(c.ID), IfName: fmt.Sprintf("eth%d", len(st.Endpoints)),
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := e.updateState(id, func(s *State) error { s.Endpoints = append(s.Endpoints, *ep); return nil }); err != nil {
-			return err
-		}
-	}
-	c.Host.ExtraNetworks = append(c.Host.ExtraNetworks, n.Name)
-	return writeJSON(filepath.Join(e.dir(id), recordFile), c)
-}
-
-// DisconnectNetwork takes the container ref names off network name.
-func (e *Engine) DisconnectNetwork(ctx context.Context, ref, name string) error {
-	id, err := e.Resolve(ref)
-	if err != nil {
-		return err
-	}
-	unlock, err := e.lockFile(id, "start.lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, _, err := e.load(id)
-	if err != nil {
-		return err
-	}
-	if e.nets == nil {
-		return fmt.Errorf("networking is not available here: %w", errdefs.ErrUnavailable)
-	}
-	n, err := e.nets.Get(ctx, name)
-	if err != nil {
-		return err
-	}
-	switch {
-	case c.networkMode() == n.Name:
-		// As Docker: off its first network, the container has none.
-		c.Host.NetworkMode, c.Host.Ports, c.Host.PublishAll = "none", nil, false
-	case slices.Contains(c.Host.ExtraNetworks, n.Name):
-		c.Host.ExtraNetworks = slices.DeleteFunc(c.Host.ExtraNetworks, func(x string) bool { return x == n.Name })
-	default:
-		return fmt.Errorf("container %s is not on network %s: %w", c.Name, n.Name, errdefs.ErrNotFound)
-	}
-	if err := e.nets.Disconnect(ctx, n.Name, id); err != nil {
-		return err
-	}
-	if _, err := e.updateState(id, func(s *State) error {
-		s.Endpoints = slices.DeleteFunc(s.Endpoints, func(ep network.Endpoint) bool { return ep.Network == n.Name })
-		return nil
-	}); err != nil {
+	if err := fn(c, st, n); err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(e.dir(id), recordFile), c)
