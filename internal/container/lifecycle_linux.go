@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/sys/signal"
 	"golang.org/x/sys/unix"
 )
@@ -98,9 +99,22 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 // container, its networks and its mounted root file system. Every step
 // may already be undone.
 func (e *Engine) release(ctx context.Context, c *Container, st *State) {
+	e.releaseLocal(ctx, c)
+	e.releaseNetworks(ctx, c, st)
+}
+
+// releaseLocal is the quick part of release: the runtime's record, the
+// network namespace and the root file system.
+func (e *Engine) releaseLocal(ctx context.Context, c *Container) {
 	e.deleteRuntimeState(ctx, c)
-	e.disconnect(ctx, c, st)
+	network.RemoveNS(e.netnsPath(c.ID))
 	e.unmountRootfs(c.ID)
+}
+
+// releaseNetworks is the slow part of release: the container's endpoints
+// on its networks (and, with a network's last endpoint, its bridge).
+func (e *Engine) releaseNetworks(ctx context.Context, c *Container, st *State) {
+	e.disconnect(ctx, c, st)
 	if st != nil && len(st.Endpoints) > 0 {
 		e.updateState(c.ID, func(s *State) error { s.Endpoints = nil; return nil })
 	}
@@ -196,6 +210,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 type RemoveOptions struct {
 	Force   bool // kill a running container first
 	Volumes bool // remove its anonymous volumes too
+	// keepNetworks leaves the container's network endpoints to the
+	// caller: the monitor releases them after telling its clients.
+	keepNetworks bool
 }
 
 // Remove removes the container ref names with everything it holds. A
@@ -215,7 +232,11 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		}
 	}
 	e.updateState(id, func(s *State) error { s.Status = Removing; return nil })
-	e.release(ctx, c, st)
+	if o.keepNetworks {
+		e.releaseLocal(ctx, c)
+	} else {
+		e.release(ctx, c, st)
+	}
 	if err := removeDir(e.dir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

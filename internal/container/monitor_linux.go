@@ -101,13 +101,17 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 		m.hub.adopt(os.NewFile(monitorAttachFd, "attach"))
 	}
 	code, err := m.run(ctx, report)
-	m.cleanup(ctx)
+	st, _ := e.state(id)
+	e.releaseLocal(ctx, c)
 	if c.Host.AutoRemove {
-		e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
+		e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true, keepNetworks: true})
 	}
-	// Attached clients and a failed start's caller hear last, when nothing
-	// of the container is left to clean up.
+	// Attached clients hear once the container is gone (with --rm) or
+	// recorded as exited; its network endpoints, whose removal can take a
+	// while when a bridge goes with them, are released after that. A
+	// failed start's caller hears last.
 	m.hub.exit(code)
+	e.releaseNetworks(ctx, c, st)
 	return err
 }
 
@@ -226,13 +230,6 @@ func (m *monitor) setExited(code int, msg string, oom bool) {
 		}
 		return nil
 	})
-}
-
-// cleanup releases what the container held while it ran: its network
-// and its mounted root file system.
-func (m *monitor) cleanup(ctx context.Context) {
-	st, _ := m.e.state(m.c.ID)
-	m.e.release(ctx, m.c, st)
 }
 
 // runtimeError is the runtime's own last error message from its JSON log,

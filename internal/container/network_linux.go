@@ -210,8 +210,10 @@ func (c *Container) publishedPorts() ([]network.PortMapping, error) {
 }
 
 // disconnect undoes connect, including a connect that a killed command
-// left half-done.
+// left half-done. The namespace goes first: the kernel then removes the
+// container's ends of its veth pairs with it.
 func (e *Engine) disconnect(ctx context.Context, c *Container, st *State) {
+	network.RemoveNS(e.netnsPath(c.ID))
 	if e.nets != nil {
 		nets := []string{}
 		if st != nil {
@@ -231,5 +233,4 @@ func (e *Engine) disconnect(ctx context.Context, c *Container, st *State) {
 			e.nets.Disconnect(ctx, n, c.ID)
 		}
 	}
-	network.RemoveNS(e.netnsPath(c.ID))
 }

@@ -143,8 +143,14 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 // release undoes what plug made for e (or any part of it) and drops e from
 // st.
 func (m *Manager) release(st *state, n *Network, e *endpoint) error {
-	if err := removeLink(e.HostVeth); err != nil {
-		return err
+	// Deleting a link costs tens of milliseconds (the kernel waits for a
+	// grace period). When the container's namespace is gone already, the
+	// kernel deletes both ends of the veth pair with it, in the
+	// background.
+	if _, err := os.Stat(e.NetNS); err == nil || e.NetNS == "" {
+		if err := removeLink(e.HostVeth); err != nil {
+			return err
+		}
 	}
 	st.removeEndpoint(e)
 	if len(st.endpointsOf(n.Name)) == 0 {

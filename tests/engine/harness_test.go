@@ -124,6 +124,13 @@ func (e *env) cleanup() {
 			}
 		}
 	}
+	// Monitors finish releasing networks after their clients have heard
+	// the exit status: give them a moment before looking.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if out, _ := exec.Command("pgrep", "-f", e.root).Output(); len(bytes.TrimSpace(out)) == 0 {
+			break
+		}
+	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	var left []string
 	for _, line := range strings.Split(string(mounts), "\n") {
