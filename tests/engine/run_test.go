@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +211,39 @@ func TestTerminal(t *testing.T) {
 	}
 	if s := out.String(); !strings.Contains(s, "/dev/pts/0") || !strings.Contains(s, "33 77") {
 		t.Fatalf("terminal output %q: want the pty name and its size 33 77", s)
+	}
+}
+
+func TestLogRotationAndUlimits(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	// --log-opt: the log rotates by size and keeps max-file files.
+	e.must("run", "--name", "chatty", "--network", "none", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", img,
+		"sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+	path := e.must("inspect", "-f", "{{.LogPath}}", "chatty")
+	for _, p := range []string{path, path + ".1"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 2048 {
+			t.Fatalf("log file %s: %v, size %d", p, err, st.Size())
+		}
+	}
+	if _, err := os.Stat(path + ".2"); !os.IsNotExist(err) {
+		t.Fatalf("a third log file exists with max-file=2: %v", err)
+	}
+	if got := e.must("logs", "--tail", "1", "chatty"); got != "line-199" {
+		t.Fatalf("last line: %q", got)
+	}
+	e.fails("max-size", "run", "--log-opt", "max-size=lots", img, "true")
+
+	// A --ulimit above the host's hard limit is lowered to it, with a
+	// warning, instead of failing.
+	var host syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &host)
+	e.must("run", "--name", "lim", "--network", "none", "--ulimit", "nofile=1024:"+strconv.FormatUint(host.Max+1000, 10), img, "true")
+	if got := e.must("inspect", "-f", "{{.Warnings}}", "lim"); !strings.Contains(got, "hard limit") {
+		t.Fatalf("no warning about the lowered limit: %q", got)
+	}
+	if got := e.must("run", "--rm", "--network", "none", "--ulimit", "nofile=100:200", img, "sh", "-c", "ulimit -n; ulimit -Hn"); got != "100\n200" {
+		t.Fatalf("ulimit inside: %q", got)
 	}
 }
