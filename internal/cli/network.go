@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/container"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -316,34 +317,20 @@ func newNetworkPrune(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "prune [-f]",
-		Short: "Remove all user-defined networks no container is connected to",
+		Short: "Remove all user-defined networks no container uses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.networks()
+			e, err := g.engine()
 			if err != nil {
 				return err
 			}
-			nets, err := m.List(cmd.Context())
-			if err != nil {
+			var r container.PruneReport
+			if err := e.PruneNetworks(cmd.Context(), &r); err != nil {
 				return err
 			}
-			var deleted []string
-			for _, n := range nets {
-				if n.Name == network.DefaultNetwork {
-					continue
-				}
-				// A network in use is kept; Remove says so with Conflict.
-				err := m.Remove(cmd.Context(), n.Name)
-				switch {
-				case err == nil:
-					deleted = append(deleted, n.Name)
-				case !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound):
-					return err
-				}
-			}
-			if len(deleted) > 0 {
+			if len(r.Networks) > 0 {
 				fmt.Println("Deleted Networks:")
-				for _, d := range deleted {
+				for _, d := range r.Networks {
 					fmt.Println(d)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -53,6 +54,7 @@ func (e *Engine) PruneContainers(ctx context.Context, r *PruneReport) error {
 type networkPruner interface {
 	List(ctx context.Context) ([]*network.Network, error)
 	Remove(ctx context.Context, name string) error
+	Endpoints(ctx context.Context, name string) ([]network.Endpoint, error)
 }
 
 // PruneNetworks removes the user-defined networks that no container is
@@ -71,10 +73,25 @@ func (e *Engine) PruneNetworks(ctx context.Context, r *PruneReport) error {
 	if err != nil {
 		return err
 	}
+	// Endpoints whose container is gone: what a monitor killed between
+	// removing its container and releasing the network left behind.
+	for _, n := range nets {
+		eps, err := np.Endpoints(ctx, n.Name)
+		if err != nil {
+			return err
+		}
+		for _, ep := range eps {
+			if _, err := os.Stat(filepath.Join(e.dir(ep.ContainerID), recordFile)); errors.Is(err, os.ErrNotExist) {
+				if err := e.nets.Disconnect(ctx, n.Name, ep.ContainerID); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for _, n := range nets {
 		if n.Name == network.DefaultNetwork || slices.ContainsFunc(cs, func(c *Container) bool {
 			m := c.networkMode()
-			return m == n.Name || m == n.ID
+			return m == n.Name || m == n.ID || slices.Contains(c.Host.ExtraNetworks, n.Name)
 		}) {
 			continue
 		}

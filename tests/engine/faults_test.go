@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,4 +177,31 @@ func monitors(t *testing.T, id string) []int {
 		}
 	}
 	return pids
+}
+
+// TestOrphanEndpoint: a monitor killed after removing its --rm container
+// but before releasing its network leaves an endpoint without a
+// container; network prune releases it and the network goes.
+func TestOrphanEndpoint(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	net := "orph" + e.prefix[2:]
+	e.must("network", "create", "--subnet", e.extraSubnet(2), net)
+	id := e.must("run", "-d", "--network", net, img, "sleep", "60")
+	pid, _ := strconv.Atoi(e.must("inspect", "-f", "{{.State.Pid}}", id))
+	for _, m := range monitors(t, id) {
+		syscall.Kill(m, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	time.Sleep(200 * time.Millisecond)
+	// What the monitor had done before it died: unmount the root file
+	// system and the network namespace, remove the record.
+	dir := filepath.Join(e.root, "containers", id)
+	exec.Command("umount", "-l", filepath.Join(dir, "rootfs")).Run()
+	exec.Command("umount", "-l", filepath.Join(e.root, "run", "netns", id)).Run()
+	os.RemoveAll(dir)
+	e.fails("connected container", "network", "rm", net)
+	if got := e.must("network", "prune"); !strings.Contains(got, net) {
+		t.Fatalf("network prune: %q, want %s removed", got, net)
+	}
 }
