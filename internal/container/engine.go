@@ -1,8 +1,11 @@
 package container
 
 import (
+	"strconv"
+
 	"context"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +114,15 @@ func (e *Engine) deleteRuntimeState(ctx context.Context, c *Container) {
 		return
 	}
 	e.runtime(ctx, c, "delete", "--force", c.ID)
+}
+
+// signal sends sig to the container's process through its runtime: berth's
+// own in this process, or the --runtime command.
+func (e *Engine) signal(ctx context.Context, c *Container, sig unix.Signal) error {
+	if c.Host.Runtime == "" {
+		return e.ownRuntime(c).Kill(c.ID, sig, false)
+	}
+	return e.runtime(ctx, c, "kill", c.ID, strconv.Itoa(int(sig)))
 }
 
 // ownRuntime is berth's runtime, in this process, with the state the

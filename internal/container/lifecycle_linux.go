@@ -159,7 +159,9 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 	if st.Status == Restarting && st.Monitor.alive() {
 		unix.Kill(st.Monitor.Pid, unix.SIGUSR1) // ends the back-off wait
 	}
-	e.runtime(ctx, c, "kill", c.ID, sig)
+	if n, err := signal.ParseSignal(sig); err == nil {
+		e.signal(ctx, c, n)
+	}
 	stopped := func() bool {
 		s, err := e.state(c.ID)
 		return err != nil || !s.Running()
@@ -169,7 +171,7 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 	if waitFor(wctx, 20*time.Millisecond, stopped) {
 		return nil
 	}
-	e.runtime(ctx, c, "kill", c.ID, "SIGKILL")
+	e.signal(ctx, c, unix.SIGKILL)
 	wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel2()
 	if waitFor(wctx2, 20*time.Millisecond, stopped) {
@@ -200,7 +202,7 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 		e.updateState(id, func(s *State) error { s.ManualStop = true; return nil })
 	}
 	e.emit("kill", c, map[string]string{"signal": strconv.Itoa(int(n))})
-	if err := e.runtime(ctx, c, "kill", id, strconv.Itoa(int(n))); err != nil {
+	if err := e.signal(ctx, c, n); err != nil {
 		return fmt.Errorf("kill %s: %s: %w", c.Name, err, errdefs.ErrConflict)
 	}
 	return nil

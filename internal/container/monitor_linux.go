@@ -96,7 +96,7 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 	streams := map[string]io.Writer{"stdout": m.log.Stream("stdout"), "stderr": m.log.Stream("stderr")}
 	m.hub.out = func(stream string, p []byte) { streams[stream].Write(p) }
 	m.logLine = func(line string) { streams["stderr"].Write([]byte(line + "\n")) }
-	m.hub.onSignal = func(sig int) { e.runtime(context.Background(), c, "kill", c.ID, strconv.Itoa(sig)) }
+	m.hub.onSignal = func(sig int) { e.signal(context.Background(), c, unix.Signal(sig)) }
 	if os.Getenv(attachEnv) != "" {
 		m.hub.adopt(os.NewFile(monitorAttachFd, "attach"))
 	}
