@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"text/template"
 	"time"
 
@@ -135,7 +134,7 @@ func newPs(g *globals) *cobra.Command {
 			if format == "" {
 				format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 			}
-			return printRows(format, rows, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
+			return printTable(os.Stdout, format, rows, psTitles)
 		},
 	}
 	f := cmd.Flags()
@@ -147,61 +146,8 @@ func newPs(g *globals) *cobra.Command {
 	return cmd
 }
 
-// printRows prints rows through a --format template; a "table" template
-// gets a header made of header's columns for the fields it uses.
-func printRows[T any](format string, rows []T, header string) error {
-	table := strings.HasPrefix(format, "table")
-	if table {
-		format = strings.TrimSpace(strings.TrimPrefix(format, "table"))
-	}
-	t, err := parseTemplate(format)
-	if err != nil {
-		return err
-	}
-	w := io.Writer(os.Stdout)
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-		w = tw
-		fmt.Fprintln(w, headerFor(format, header))
-	}
-	for _, r := range rows {
-		if err := t.Execute(w, r); err != nil {
-			return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-		}
-		fmt.Fprintln(w)
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
-}
-
-// headerFor turns a table template's {{.Field}}s into column titles.
-func headerFor(format, defaultHeader string) string {
-	titles := map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Names": "NAMES"}
-	out := format
-	for {
-		i := strings.Index(out, "{{.")
-		if i < 0 {
-			break
-		}
-		j := strings.Index(out[i:], "}}")
-		if j < 0 {
-			break
-		}
-		field := strings.TrimSpace(out[i+3 : i+j])
-		title, ok := titles[field]
-		if !ok {
-			title = strings.ToUpper(field)
-		}
-		out = out[:i] + title + out[i+j+2:]
-	}
-	if out == "" {
-		return defaultHeader
-	}
-	return out
-}
+// psTitles are the column titles of ps fields whose names differ.
+var psTitles = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
 
 func newPsRow(c *container.Container, st *container.State, d *container.Details, noTrunc bool) psRow {
 	cmd := strings.Join(append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...), " ")

@@ -62,7 +62,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if format == "" {
 				format = "table {{.Driver}}\t{{.Name}}"
 			}
-			return printRows(format, vs, "DRIVER\tVOLUME NAME")
+			return printTable(os.Stdout, format, vs, map[string]string{"Name": "VOLUME NAME"})
 		},
 	}
 	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
