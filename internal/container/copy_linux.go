@@ -57,26 +57,22 @@ type CopyOptions struct {
 // not exist; with src ending in "/." a directory's contents only. It
 // returns the bytes of file content copied.
 func (e *Engine) CopyFromContainer(ref, src, dst string, o CopyOptions) (int64, error) {
-	ct, release, err := e.containerTree(ref, o.Archive)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	host, err := hostTree(o.Archive)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(host.root)
-	hostDst, err := hostPath(dst)
-	if err != nil {
-		return 0, err
-	}
-	return copyPath(ct, containerPath(src), host, hostDst, o)
+	return e.copyWithHost(ref, dst, o, func(ct, host *tree, hostDst string) (int64, error) {
+		return copyPath(ct, containerPath(src), host, hostDst, o)
+	})
 }
 
 // CopyToContainer copies src on the host to dst, a path in the container
 // ref names, with the rules of CopyFromContainer.
 func (e *Engine) CopyToContainer(ref, src, dst string, o CopyOptions) (int64, error) {
+	return e.copyWithHost(ref, src, o, func(ct, host *tree, hostSrc string) (int64, error) {
+		return copyPath(host, hostSrc, ct, containerPath(dst), o)
+	})
+}
+
+// copyWithHost opens the trees of the container ref names and of the host
+// and runs fn with them and hostPath's form of the host path p.
+func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *tree, hp string) (int64, error)) (int64, error) {
 	ct, release, err := e.containerTree(ref, o.Archive)
 	if err != nil {
 		return 0, err
@@ -87,11 +83,11 @@ func (e *Engine) CopyToContainer(ref, src, dst string, o CopyOptions) (int64, er
 		return 0, err
 	}
 	defer unix.Close(host.root)
-	hostSrc, err := hostPath(src)
+	hp, err := hostPath(p)
 	if err != nil {
 		return 0, err
 	}
-	return copyPath(host, hostSrc, ct, containerPath(dst), o)
+	return fn(ct, host, hp)
 }
 
 // ArchiveFromContainer writes src, a path in the container ref names, to w
