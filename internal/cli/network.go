@@ -25,7 +25,7 @@ import (
 //
 //	[network]
 //	prefix = "berth"                 # host bridges berth0, berth1…, nftables table berth
-//	default_subnet = "10.88.0.0/16"  # the default network "bridge"
+//	default_subnet = "10.90.0.0/16"  # the default network "bridge"
 type berthConfig struct {
 	Network struct {
 		Prefix        string `toml:"prefix"`

@@ -32,7 +32,8 @@ type Settings struct {
 	// characters; default "berth".
 	Prefix string
 	// DefaultSubnet is the subnet of the default network "bridge"; default
-	// 10.88.0.0/16.
+	// 10.90.0.0/16 (Podman takes 10.88.0.0/16 and 10.89.0.0/16, Docker
+	// 172.17.0.0/16 and up).
 	DefaultSubnet netip.Prefix
 	// DNSCommand starts the embedded DNS server process for a network; the
 	// process calls ServeDNS with the same Settings. Nil disables the
@@ -126,7 +127,7 @@ func New(s Settings) (*Manager, error) {
 		return nil, err
 	}
 	if !s.DefaultSubnet.IsValid() {
-		s.DefaultSubnet = netip.MustParsePrefix("10.88.0.0/16")
+		s.DefaultSubnet = netip.MustParsePrefix("10.90.0.0/16")
 	}
 	if err := validateSubnet(s.DefaultSubnet); err != nil {
 		return nil, fmt.Errorf("default network: %w", err)
@@ -144,7 +145,7 @@ func New(s Settings) (*Manager, error) {
 func (m *Manager) Settings() Settings { return m.s }
 
 // Create creates the network n and returns it as stored. Name is required.
-// Without a Subnet a free /24 is chosen from 10.89.0.0/16; without a Gateway
+// Without a Subnet a free /24 is chosen from 10.91.0.0/16; without a Gateway
 // the subnet's first address is used. A name in use fails with
 // errdefs.ErrAlreadyExists, a subnet overlapping another network or a host
 // route with errdefs.ErrConflict, bad input with errdefs.ErrInvalidArgument.
@@ -205,7 +206,7 @@ func (m *Manager) Create(ctx context.Context, n Network) (*Network, error) {
 				return err
 			}
 		} else {
-			pool := netip.MustParsePrefix("10.89.0.0/16")
+			pool := netip.MustParsePrefix("10.91.0.0/16")
 			for a := pool.Addr(); pool.Contains(a); a = addN(a, 256) {
 				if p := netip.PrefixFrom(a, 24); free(p) == nil {
 					n.Subnet = p

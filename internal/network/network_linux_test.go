@@ -33,7 +33,7 @@ func TestNetworks(t *testing.T) {
 		t.Errorf("net1: %+v", n1)
 	}
 	auto, err := m.Create(ctx, Network{Name: "auto"})
-	if err != nil || auto.Subnet.Bits() != 24 || !netip.MustParsePrefix("10.89.0.0/16").Contains(auto.Subnet.Addr()) {
+	if err != nil || auto.Subnet.Bits() != 24 || !netip.MustParsePrefix("10.91.0.0/16").Contains(auto.Subnet.Addr()) {
 		t.Errorf("auto subnet: %+v, %v", auto, err)
 	}
 	for _, c := range []struct {
@@ -84,7 +84,7 @@ func TestNetworks(t *testing.T) {
 	if err := m.Remove(ctx, "net1"); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("Remove(net1) with an endpoint = %v", err)
 	}
-	other, err := New(Settings{StateDir: t.TempDir(), Prefix: env.s.Prefix + "x", DefaultSubnet: netip.MustParsePrefix("10.88.0.0/16")})
+	other, err := New(Settings{StateDir: t.TempDir(), Prefix: env.s.Prefix + "x", DefaultSubnet: netip.MustParsePrefix("10.90.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
 	}
