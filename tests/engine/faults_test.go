@@ -194,8 +194,13 @@ func TestOrphanEndpoint(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	time.Sleep(200 * time.Millisecond)
-	// What the monitor had done before it died: unmount the root file
-	// system and the network namespace, remove the record.
+	// What the monitor had done before it died: delete the runtime's
+	// record (and the cgroup), unmount the root file system and the
+	// network namespace, remove the record.
+	runtime := filepath.Join(filepath.Dir(e.berth), "berth-runtime")
+	if out, err := exec.Command(runtime, "--root", filepath.Join(e.root, "run", "runtime"), "delete", "--force", id).CombinedOutput(); err != nil {
+		t.Fatalf("berth-runtime delete: %v: %s", err, out)
+	}
 	dir := filepath.Join(e.root, "containers", id)
 	exec.Command("umount", "-l", filepath.Join(dir, "rootfs")).Run()
 	exec.Command("umount", "-l", filepath.Join(e.root, "run", "netns", id)).Run()
