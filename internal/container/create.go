@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/sys/signal"
 )
 
 // CreateOptions say what to create. Fields of Config left empty are taken
@@ -239,6 +240,11 @@ func (e *Engine) validate(c *Container) error {
 	}
 	if c.Host.AutoRemove && c.Host.RestartPolicy.Name != "" && c.Host.RestartPolicy.Name != "no" {
 		return fmt.Errorf("--restart %s and --rm conflict: a container removed when it exits cannot be restarted: %w", c.Host.RestartPolicy.Name, errdefs.ErrInvalidArgument)
+	}
+	if c.Config.StopSignal != "" {
+		if _, err := signal.ParseSignal(c.Config.StopSignal); err != nil {
+			return fmt.Errorf("stop signal %q: not a signal name or number: %w", c.Config.StopSignal, errdefs.ErrInvalidArgument)
+		}
 	}
 	if r := c.Host.Resources; r.Memory != 0 && r.Memory < minMemory {
 		return fmt.Errorf("memory limit %d bytes is too small to start a container: the minimum is 6 MiB: %w", r.Memory, errdefs.ErrInvalidArgument)

@@ -127,6 +127,7 @@ func TestBadInput(t *testing.T) {
 	e.fails("-p", "run", "-p", "99999:80", img, "true")
 	e.fails("memory limit", "run", "-m", "1m", img, "true")
 	e.fails("--restart", "run", "--restart", "sometimes", img, "true")
+	e.fails("stop signal", "run", "--stop-signal", "SIGNOPE", img, "true")
 	e.fails("executable file not found", "run", "--network", "none", img, "nosuchcommand")
 	e.must("create", "--name", "taken", img)
 	e.fails("already in use", "create", "--name", "taken", img)
