@@ -84,10 +84,7 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*conta
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := g.store()
-	if err != nil {
-		return nil, nil, err
-	}
+	s := e.Images()
 	img, err := s.Get(args[0])
 	if errors.Is(err, errdefs.ErrNotFound) {
 		ref, perr := image.ParseReference(args[0])
@@ -229,18 +226,11 @@ func newStart(g *globals) *cobra.Command {
 				return err
 			}
 			if all {
-				// After a reboot: what the restart policies want running.
-				cs, sts, err := e.List()
+				ids, err := e.WantRunning()
 				if err != nil {
 					return err
 				}
-				for i, c := range cs {
-					p := c.Host.RestartPolicy.Name
-					if sts[i].Running() || !(p == "always" || (p == "unless-stopped" && !sts[i].ManualStop) || (p == "on-failure" && sts[i].ExitCode != 0 && !sts[i].ManualStop)) {
-						continue
-					}
-					args = append(args, c.ID)
-				}
+				args = append(args, ids...)
 			} else if len(args) == 0 {
 				return fmt.Errorf("start: name at least one container, or --all: %w", errdefs.ErrInvalidArgument)
 			}

@@ -61,6 +61,9 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
+// Images returns the engine's image store.
+func (e *Engine) Images() *image.Store { return e.images }
+
 // DefaultRunRoot is where the per-boot state of the store at root lives:
 // /run/berth for the default root, a directory inside any other root.
 func DefaultRunRoot(root string) string {
@@ -90,10 +93,11 @@ func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *
 	if c.Host.Runtime != "" {
 		return exec.CommandContext(ctx, c.Host.Runtime, args...)
 	}
-	cmd := exec.CommandContext(ctx, e.ownRuntime(c).Self, args...)
-	if cmd.Path == "" {
-		cmd = exec.CommandContext(ctx, e.berth[0], args...)
+	path := e.ownRuntime(c).Self
+	if path == "" {
+		path = e.berth[0]
 	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Args[0] = "berth-runtime" // berth dispatches on its name
 	return cmd
 }

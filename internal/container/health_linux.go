@@ -71,7 +71,6 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 				}
 				hs := s.Health
 				before = hs.Status
-				defer func() { after = hs.Status }()
 				hs.Log = append(hs.Log, res)
 				if len(hs.Log) > healthLogKeep {
 					hs.Log = hs.Log[len(hs.Log)-healthLogKeep:]
@@ -87,6 +86,7 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 						hs.Status = "unhealthy"
 					}
 				}
+				after = hs.Status
 				return nil
 			})
 			if after != before {

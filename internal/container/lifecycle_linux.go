@@ -36,8 +36,11 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 	if st.Running() {
 		return c, nil
 	}
-	// Whatever a run whose monitor was killed left behind goes first.
-	e.release(ctx, c, st)
+	// Whatever an earlier run, or a start or monitor killed half-way,
+	// left behind goes first; a new container has nothing to release.
+	if st.Monitor.Pid != 0 || len(st.Endpoints) > 0 || fileExists(e.netnsPath(id)) || isOverlay(filepath.Join(e.dir(id), rootfsDir)) {
+		e.release(ctx, c, st)
+	}
 	st, err = e.prepare(ctx, c)
 	if err != nil {
 		e.release(ctx, c, st)
@@ -118,6 +121,30 @@ func (e *Engine) releaseNetworks(ctx context.Context, c *Container, st *State) {
 	if st != nil && len(st.Endpoints) > 0 {
 		e.updateState(c.ID, func(s *State) error { s.Endpoints = nil; return nil })
 	}
+}
+
+// WantRunning returns the containers that are not running but that their
+// restart policies want running, as after a reboot: always, unless-stopped
+// unless stopped by hand, and on-failure after a failure.
+func (e *Engine) WantRunning() ([]string, error) {
+	cs, sts, err := e.List()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for i, c := range cs {
+		st := sts[i]
+		if st.Running() {
+			continue
+		}
+		switch p := c.Host.RestartPolicy.Name; {
+		case p == "always",
+			p == "unless-stopped" && !st.ManualStop,
+			p == "on-failure" && st.ExitCode != 0 && !st.ManualStop:
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
 }
 
 // Stop stops the container ref names: its stop signal, then SIGKILL after

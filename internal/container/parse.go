@@ -258,7 +258,7 @@ func ParseUlimit(s string) (Ulimit, error) {
 	if !ok {
 		return Ulimit{}, bad("--ulimit", s, "use NAME=SOFT[:HARD]")
 	}
-	if _, known := rlimitNames[name]; !known {
+	if _, known := rlimits[name]; !known {
 		return Ulimit{}, bad("--ulimit", s, "unknown limit "+name)
 	}
 	soft, hard, hasHard := strings.Cut(vals, ":")
@@ -284,10 +284,6 @@ func ParseUlimit(s string) (Ulimit, error) {
 	}
 	return u, nil
 }
-
-var rlimitNames = map[string]bool{"core": true, "cpu": true, "data": true, "fsize": true, "locks": true, "memlock": true,
-	"msgqueue": true, "nice": true, "nofile": true, "nproc": true, "rss": true, "rtprio": true, "rttime": true,
-	"sigpending": true, "stack": true, "as": true}
 
 // ParseDevice reads --device HOST[:CONTAINER[:PERMISSIONS]].
 func ParseDevice(s string) (Device, error) {
