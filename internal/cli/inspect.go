@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -307,7 +309,7 @@ func newLogs(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGINT, unix.SIGTERM)
 			defer stop()
-			return e.Logs(ctx, c.ID, o, func(en logfile.Entry) error {
+			err = e.Logs(ctx, c.ID, o, func(en logfile.Entry) error {
 				w := os.Stdout
 				if en.Stream == "stderr" {
 					w = os.Stderr
@@ -318,6 +320,10 @@ func newLogs(g *globals) *cobra.Command {
 				_, err := w.Write(en.Line)
 				return err
 			})
+			if errors.Is(err, context.Canceled) {
+				return nil // interrupted while following: that is how -f ends
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
