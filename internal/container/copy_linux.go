@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fstree"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +58,7 @@ type CopyOptions struct {
 // not exist; with src ending in "/." a directory's contents only. It
 // returns the bytes of file content copied.
 func (e *Engine) CopyFromContainer(ref, src, dst string, o CopyOptions) (int64, error) {
-	return e.copyWithHost(ref, dst, o, func(ct, host *tree, hostDst string) (int64, error) {
+	return e.copyWithHost(ref, dst, o, func(ct, host *fstree.Tree, hostDst string) (int64, error) {
 		return copyPath(ct, containerPath(src), host, hostDst, o)
 	})
 }
@@ -65,14 +66,14 @@ func (e *Engine) CopyFromContainer(ref, src, dst string, o CopyOptions) (int64, 
 // CopyToContainer copies src on the host to dst, a path in the container
 // ref names, with the rules of CopyFromContainer.
 func (e *Engine) CopyToContainer(ref, src, dst string, o CopyOptions) (int64, error) {
-	return e.copyWithHost(ref, src, o, func(ct, host *tree, hostSrc string) (int64, error) {
+	return e.copyWithHost(ref, src, o, func(ct, host *fstree.Tree, hostSrc string) (int64, error) {
 		return copyPath(host, hostSrc, ct, containerPath(dst), o)
 	})
 }
 
 // copyWithHost opens the trees of the container ref names and of the host
 // and runs fn with them and hostPath's form of the host path p.
-func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *tree, hp string) (int64, error)) (int64, error) {
+func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *fstree.Tree, hp string) (int64, error)) (int64, error) {
 	ct, release, err := e.containerTree(ref, o.Archive)
 	if err != nil {
 		return 0, err
@@ -82,7 +83,7 @@ func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *tr
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(host.root)
+	defer host.Close()
 	hp, err := hostPath(p)
 	if err != nil {
 		return 0, err
@@ -100,19 +101,19 @@ func (e *Engine) ArchiveFromContainer(ref, src string, w io.Writer, o CopyOption
 	}
 	defer release()
 	p, contents, slash := markers(containerPath(src))
-	st, err := ct.stat(p, o.FollowLink || slash)
+	st, err := ct.Stat(p, o.FollowLink || slash)
 	if err != nil {
 		return 0, err
 	}
-	if (contents || slash) && !isDir(&st) {
-		return 0, fmt.Errorf("%s: %s is not a directory: %w", ct.name, p, errdefs.ErrInvalidArgument)
+	if (contents || slash) && !fstree.IsDir(&st) {
+		return 0, fmt.Errorf("%s: %s is not a directory: %w", ct.Name(), p, errdefs.ErrInvalidArgument)
 	}
 	prefix := path.Base(p)
 	if contents || p == "/" {
 		prefix = ""
 	}
 	tw := tar.NewWriter(w)
-	n, err := ct.archive(tw, p, prefix, o.FollowLink || slash)
+	n, err := ct.Archive(tw, p, prefix, o.FollowLink || slash)
 	if err != nil {
 		return n, err
 	}
@@ -128,14 +129,14 @@ func (e *Engine) ExtractToContainer(ref, dst string, r io.Reader, o CopyOptions)
 	}
 	defer release()
 	p, _, _ := markers(containerPath(dst))
-	st, err := ct.stat(p, true)
+	st, err := ct.Stat(p, true)
 	if err != nil {
 		return 0, err
 	}
-	if !isDir(&st) {
-		return 0, fmt.Errorf("%s: %s is not a directory: a tar stream is extracted into a directory: %w", ct.name, p, errdefs.ErrInvalidArgument)
+	if !fstree.IsDir(&st) {
+		return 0, fmt.Errorf("%s: %s is not a directory: a tar stream is extracted into a directory: %w", ct.Name(), p, errdefs.ErrInvalidArgument)
 	}
-	return ct.extract(r, p, nil)
+	return ct.Extract(r, p, nil)
 }
 
 // markers cleans p and says whether it ended in "/." (a directory's
@@ -173,48 +174,48 @@ func hostPath(p string) (string, error) {
 	return abs, nil
 }
 
-func hostTree(keepIDs bool) (*tree, error) {
+func hostTree(keepIDs bool) (*fstree.Tree, error) {
 	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &tree{root: fd, name: "the host", keepIDs: keepIDs}, nil
+	return fstree.New(fd, "the host", false, keepIDs), nil
 }
 
 // copyPath copies srcPath of src to dstPath of dst with docker cp's rules.
-func copyPath(src *tree, srcPath string, dst *tree, dstPath string, o CopyOptions) (int64, error) {
+func copyPath(src *fstree.Tree, srcPath string, dst *fstree.Tree, dstPath string, o CopyOptions) (int64, error) {
 	sp, contents, srcSlash := markers(srcPath)
 	follow := o.FollowLink || srcSlash
-	sst, err := src.stat(sp, follow)
+	sst, err := src.Stat(sp, follow)
 	if err != nil {
 		return 0, err
 	}
-	srcDir := isDir(&sst)
+	srcDir := fstree.IsDir(&sst)
 	if (contents || srcSlash) && !srcDir {
-		return 0, fmt.Errorf("%s: %s is not a directory: %w", src.name, sp, errdefs.ErrInvalidArgument)
+		return 0, fmt.Errorf("%s: %s is not a directory: %w", src.Name(), sp, errdefs.ErrInvalidArgument)
 	}
 	dp, _, dstSlash := markers(dstPath)
 	var dir, prefix string
-	dst0, err := dst.stat(dp, true)
+	dst0, err := dst.Stat(dp, true)
 	switch {
-	case err == nil && isDir(&dst0):
+	case err == nil && fstree.IsDir(&dst0):
 		dir, prefix = dp, path.Base(sp)
 		if contents || sp == "/" {
 			prefix = ""
 		}
 	case err == nil:
 		if srcDir {
-			return 0, fmt.Errorf("cannot copy directory %s into %s, which is a file in %s: %w", sp, dp, dst.name, errdefs.ErrInvalidArgument)
+			return 0, fmt.Errorf("cannot copy directory %s into %s, which is a file in %s: %w", sp, dp, dst.Name(), errdefs.ErrInvalidArgument)
 		}
 		dir, prefix = path.Dir(dp), path.Base(dp)
 	case errors.Is(err, errdefs.ErrNotFound):
 		if dstSlash && !srcDir {
-			return 0, fmt.Errorf("%s has no directory %s to copy %s into: %w", dst.name, dp, path.Base(sp), errdefs.ErrNotFound)
+			return 0, fmt.Errorf("%s has no directory %s to copy %s into: %w", dst.Name(), dp, path.Base(sp), errdefs.ErrNotFound)
 		}
 		dir, prefix = path.Dir(dp), path.Base(dp)
-		pst, err := dst.stat(dir, true)
-		if err != nil || !isDir(&pst) {
-			return 0, fmt.Errorf("%s has no directory %s to copy into: %w", dst.name, dir, errdefs.ErrNotFound)
+		pst, err := dst.Stat(dir, true)
+		if err != nil || !fstree.IsDir(&pst) {
+			return 0, fmt.Errorf("%s has no directory %s to copy into: %w", dst.Name(), dir, errdefs.ErrNotFound)
 		}
 	default:
 		return 0, err
@@ -223,14 +224,14 @@ func copyPath(src *tree, srcPath string, dst *tree, dstPath string, o CopyOption
 	done := make(chan error, 1)
 	go func() {
 		tw := tar.NewWriter(pw)
-		_, err := src.archive(tw, sp, prefix, follow)
+		_, err := src.Archive(tw, sp, prefix, follow)
 		if err == nil {
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	n, err := dst.extract(pr, dir, nil)
+	n, err := dst.Extract(pr, dir, nil)
 	pr.CloseWithError(errCopyStopped)
 	if aerr := <-done; err == nil && aerr != nil {
 		return n, aerr
@@ -243,16 +244,15 @@ var errCopyStopped = errors.New("copy stopped")
 // containerTree opens the root of the container ref names as its
 // processes see it (see the comment at the top of this file) and returns
 // it with the function that releases it.
-func (e *Engine) containerTree(ref string, keepIDs bool) (*tree, func(), error) {
+func (e *Engine) containerTree(ref string, keepIDs bool) (*fstree.Tree, func(), error) {
 	c, st, err := e.Get(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	t := &tree{name: "container " + c.Name, inRoot: true, keepIDs: keepIDs}
+	name := "container " + c.Name
 	if live(st) {
 		if root, ns, err := procRoot(c.ID, st.Pid); err == nil {
-			t.root = root
-			return t, func() { unix.Close(root); unix.Close(ns) }, nil
+			return fstree.New(root, name, true, keepIDs), func() { unix.Close(root); unix.Close(ns) }, nil
 		}
 	}
 	unlock, err := e.lockFile(c.ID, "start.lock")
@@ -263,8 +263,7 @@ func (e *Engine) containerTree(ref string, keepIDs bool) (*tree, func(), error) 
 	if st, err = e.state(c.ID); err == nil && live(st) {
 		if root, ns, err := procRoot(c.ID, st.Pid); err == nil {
 			unlock()
-			t.root = root
-			return t, func() { unix.Close(root); unix.Close(ns) }, nil
+			return fstree.New(root, name, true, keepIDs), func() { unix.Close(root); unix.Close(ns) }, nil
 		}
 	}
 	root, ns, err := e.privateRoot(c)
@@ -272,8 +271,7 @@ func (e *Engine) containerTree(ref string, keepIDs bool) (*tree, func(), error) 
 		unlock()
 		return nil, nil, fmt.Errorf("cp: container %s is not running and its files could not be mounted: %w", c.Name, err)
 	}
-	t.root = root
-	return t, func() { unix.Close(root); unix.Close(ns); unlock() }, nil
+	return fstree.New(root, name, true, keepIDs), func() { unix.Close(root); unix.Close(ns); unlock() }, nil
 }
 
 func live(st *State) bool { return (st.Status == Running || st.Status == Paused) && st.Pid > 0 }
@@ -361,7 +359,7 @@ func (e *Engine) mountPrivate(c *Container) (root, ns int, err error) {
 	if root, err = unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return root, ns, err
 	}
-	t := &tree{root: root, name: "container " + c.Name, inRoot: true}
+	t := fstree.New(root, "container "+c.Name, true, false)
 	mounts := slices.Clone(c.Host.Mounts)
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		if src := filepath.Join(e.dir(c.ID), f); !c.hasMount("/etc/"+f) && exists(src) {
@@ -385,7 +383,7 @@ func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // mountInto mounts m on its destination in t, creating the mount point
 // inside the root as the runtime would.
-func (e *Engine) mountInto(t *tree, m Mount) error {
+func (e *Engine) mountInto(t *fstree.Tree, m Mount) error {
 	src := m.Source
 	if m.Type == "volume" {
 		src = filepath.Join(e.volRoot, m.Source, volumeData)
@@ -402,7 +400,7 @@ func (e *Engine) mountInto(t *tree, m Mount) error {
 	var fd int
 	var err error
 	if file {
-		pfd, base, perr := t.parent(dest, true)
+		pfd, base, perr := t.Parent(dest, true)
 		if perr != nil {
 			return perr
 		}
@@ -410,9 +408,9 @@ func (e *Engine) mountInto(t *tree, m Mount) error {
 			unix.Close(f)
 		}
 		unix.Close(pfd)
-		fd, err = t.open(dest, unix.O_PATH, true)
+		fd, err = t.Open(dest, unix.O_PATH, true)
 	} else {
-		fd, err = t.mkdirAll(dest)
+		fd, err = t.MkdirAll(dest)
 	}
 	if err != nil {
 		return err
@@ -428,7 +426,7 @@ func (e *Engine) mountInto(t *tree, m Mount) error {
 		return err
 	}
 	// The new mount is on top of the mount point: look it up again.
-	if fd, err = t.open(dest, unix.O_PATH, true); err != nil {
+	if fd, err = t.Open(dest, unix.O_PATH, true); err != nil {
 		return err
 	}
 	defer unix.Close(fd)

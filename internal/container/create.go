@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/sys/signal"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // CreateOptions say what to create. Fields of Config left empty are taken
@@ -22,6 +23,9 @@ import (
 type CreateOptions struct {
 	Name  string
 	Image *image.Image
+	// Base, when Image is nil, is what the container runs on instead of
+	// an image: a build step's intermediate state.
+	Base *Base
 	// ImageRef is the image as the user named it.
 	ImageRef string
 	Config   Config
@@ -36,24 +40,18 @@ type CreateOptions struct {
 // Create makes a container from o without starting it and returns its
 // record. Named volumes it mounts are created if missing.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error) {
-	if o.Image == nil {
-		return nil, fmt.Errorf("create: no image: %w", errdefs.ErrInvalidArgument)
-	}
-	raw, err := e.images.Config(o.Image)
+	base, err := e.base(o)
 	if err != nil {
 		return nil, err
-	}
-	icfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("image %s: config: %w", o.ImageRef, err)
 	}
 	c := &Container{
 		ID:      newID(),
 		Name:    o.Name,
 		Created: time.Now().UTC(),
 		Image:   o.ImageRef,
-		ImageID: o.Image.ID,
-		Config:  merge(icfg.Config, o),
+		ImageID: base.ImageID,
+		ChainID: base.ChainID,
+		Config:  merge(base.Config, o),
 		Host:    o.Host,
 	}
 	if c.Config.Hostname == "" {
@@ -61,9 +59,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 		if c.networkMode() == "host" {
 			c.Config.Hostname, _ = os.Hostname()
 		}
-	}
-	if n := len(o.Image.Layers); n > 0 {
-		c.ChainID = o.Image.Layers[n-1].ChainID
 	}
 	if len(c.Config.Entrypoint) == 0 && len(c.Config.Cmd) == 0 {
 		return nil, fmt.Errorf("image %s has no command and none was given: name one after the image: %w", o.ImageRef, errdefs.ErrInvalidArgument)
@@ -83,6 +78,39 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	}
 	e.emit("create", c, nil)
 	return c, nil
+}
+
+// Base is the file system and configuration a container starts from.
+type Base struct {
+	// ImageID is the image's ID, "" for a build step's state.
+	ImageID digest.Digest
+	// ChainID names the topmost snapshot, "" for none.
+	ChainID digest.Digest
+	Config  v1.Config
+}
+
+// base returns what o's container starts from: o.Base, or o.Image's
+// config and top snapshot.
+func (e *Engine) base(o CreateOptions) (*Base, error) {
+	if o.Base != nil {
+		return o.Base, nil
+	}
+	if o.Image == nil {
+		return nil, fmt.Errorf("create: no image: %w", errdefs.ErrInvalidArgument)
+	}
+	raw, err := e.images.Config(o.Image)
+	if err != nil {
+		return nil, err
+	}
+	icfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", o.ImageRef, err)
+	}
+	b := &Base{ImageID: o.Image.ID, Config: icfg.Config}
+	if n := len(o.Image.Layers); n > 0 {
+		b.ChainID = o.Image.Layers[n-1].ChainID
+	}
+	return b, nil
 }
 
 // createDir writes the container's directory under a temporary name and

@@ -76,3 +76,14 @@ func copyRootAttrs(src, dir string) error {
 	}
 	return unix.Chmod(dir, st.Mode&0o7777)
 }
+
+// UpperDir returns the directory of the container's writable layer, in
+// overlay diff form. Once the container has stopped (its root file system
+// is then unmounted), a build may move its content into a snapshot.
+func (e *Engine) UpperDir(ref string) (string, error) {
+	id, err := e.Resolve(ref)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(e.dir(id), upperDir), nil
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/internal/fstree"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,23 +23,23 @@ func (e *Engine) populateVolumes(c *Container) error {
 		if ents, err := os.ReadDir(data); err != nil || len(ents) > 0 {
 			continue
 		}
-		src, err := dirTree(filepath.Join(e.dir(c.ID), rootfsDir), "container "+c.Name, false)
+		src, err := fstree.OpenDir(filepath.Join(e.dir(c.ID), rootfsDir), "container "+c.Name, true, false)
 		if err != nil {
 			return err
 		}
-		st, err := src.stat(m.Destination, false)
-		if err != nil || !isDir(&st) {
-			unix.Close(src.root)
+		st, err := src.Stat(m.Destination, false)
+		if err != nil || !fstree.IsDir(&st) {
+			src.Close()
 			continue
 		}
-		dst, err := dirTree(data, "volume "+m.Source, true)
+		dst, err := fstree.OpenDir(data, "volume "+m.Source, true, true)
 		if err != nil {
-			unix.Close(src.root)
+			src.Close()
 			return err
 		}
 		_, err = copyPath(src, m.Destination+"/.", dst, "/", CopyOptions{Archive: true})
-		unix.Close(src.root)
-		unix.Close(dst.root)
+		src.Close()
+		dst.Close()
 		if err != nil {
 			return fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Source, m.Destination, err)
 		}
@@ -48,13 +49,4 @@ func (e *Engine) populateVolumes(c *Container) error {
 		unix.Chmod(data, st.Mode&0o7777)
 	}
 	return nil
-}
-
-// dirTree opens dir as a tree whose paths resolve inside it.
-func dirTree(dir, name string, keepIDs bool) (*tree, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return &tree{root: fd, name: name, inRoot: true, keepIDs: keepIDs}, nil
 }

@@ -1,4 +1,4 @@
-package container
+package fstree
 
 import (
 	"archive/tar"
@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tree is a directory tree whose paths are looked up inside a root
+// Tree is a directory tree whose paths are looked up inside a root
 // directory: a container's root as the container sees it, or the host's
 // "/". In a container's tree every lookup is an openat2(RESOLVE_IN_ROOT):
 // the kernel treats the root as "/" for every symbolic link and "..", so
@@ -23,14 +23,38 @@ import (
 // lookup, directories are walked through their descriptors with
 // O_NOFOLLOW, and files are created relative to the descriptor of their
 // directory, never by a path that could be swapped for a symlink.
-type tree struct {
+type Tree struct {
 	root    int    // O_PATH descriptor of the root
 	name    string // for messages: "container web" or "the host"
 	inRoot  bool   // resolve in the root (a container), or as usual (the host)
 	keepIDs bool   // set owners from the archive (cp -a); else the copier's
 }
 
-func (t *tree) how(flags int) *unix.OpenHow {
+// New returns the tree whose root is the directory descriptor root (an
+// O_PATH one will do), which the tree owns from now on. name is how
+// messages call it ("container web"); contained makes every lookup resolve
+// inside the root; keepIDs makes Extract set owners from the archive
+// (otherwise files belong to the extracting user).
+func New(root int, name string, contained, keepIDs bool) *Tree {
+	return &Tree{root: root, name: name, inRoot: contained, keepIDs: keepIDs}
+}
+
+// OpenDir returns the tree rooted at the directory dir (see New).
+func OpenDir(dir, name string, contained, keepIDs bool) (*Tree, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return New(fd, name, contained, keepIDs), nil
+}
+
+// Close releases the tree's root.
+func (t *Tree) Close() error { return unix.Close(t.root) }
+
+// Name is how messages call the tree.
+func (t *Tree) Name() string { return t.name }
+
+func (t *Tree) how(flags int) *unix.OpenHow {
 	h := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC)}
 	if t.inRoot {
 		h.Resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
@@ -38,9 +62,9 @@ func (t *tree) how(flags int) *unix.OpenHow {
 	return h
 }
 
-// open resolves p, an absolute path in the tree, and opens it with flags;
+// Open resolves p, an absolute path in the tree, and opens it with flags;
 // unless follow, a symbolic link at the end of p is not followed.
-func (t *tree) open(p string, flags int, follow bool) (int, error) {
+func (t *Tree) Open(p string, flags int, follow bool) (int, error) {
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
@@ -50,15 +74,15 @@ func (t *tree) open(p string, flags int, follow bool) (int, error) {
 			continue // a concurrent rename elsewhere in the tree
 		}
 		if err != nil {
-			return -1, t.pathError(p, err)
+			return -1, t.PathError(p, err)
 		}
 		return fd, nil
 	}
 }
 
-// pathError describes err, an error of the system about p, in one line
+// PathError describes err, an error of the system about p, in one line
 // with its errdefs class; nil stays nil.
-func (t *tree) pathError(p string, err error) error {
+func (t *Tree) PathError(p string, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -76,10 +100,10 @@ func (t *tree) pathError(p string, err error) error {
 	return fmt.Errorf("%s: %s: %w", t.name, p, err)
 }
 
-// stat returns what p is, following a final symbolic link if follow.
-func (t *tree) stat(p string, follow bool) (unix.Stat_t, error) {
+// Stat returns what p is, following a final symbolic link if follow.
+func (t *Tree) Stat(p string, follow bool) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	fd, err := t.open(p, unix.O_PATH, follow)
+	fd, err := t.Open(p, unix.O_PATH, follow)
 	if err != nil {
 		return st, err
 	}
@@ -87,28 +111,29 @@ func (t *tree) stat(p string, follow bool) (unix.Stat_t, error) {
 	return st, unix.Fstat(fd, &st)
 }
 
-func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
+// IsDir reports whether st is a directory's.
+func IsDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
-// archive writes p to tw, named prefix (and prefix/… below it for a
+// Archive writes p to tw, named prefix (and prefix/… below it for a
 // directory); with prefix "" only a directory's contents are written,
 // named by their paths inside it. It returns the bytes of file content
 // written.
-func (t *tree) archive(tw *tar.Writer, p, prefix string, follow bool) (int64, error) {
-	fd, err := t.open(p, unix.O_PATH, follow)
+func (t *Tree) Archive(tw *tar.Writer, p, prefix string, follow bool) (int64, error) {
+	fd, err := t.Open(p, unix.O_PATH, follow)
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, t.pathError(p, err)
+		return 0, t.PathError(p, err)
 	}
 	a := &archiver{t: t, tw: tw}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		if prefix == "" {
 			err = a.children(dfd, p, "")
@@ -121,14 +146,14 @@ func (t *tree) archive(tw *tar.Writer, p, prefix string, follow bool) (int64, er
 		// Reopening the O_PATH descriptor reads the very file looked up.
 		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		defer f.Close()
 		return a.n, a.file(f, prefix, p)
 	case unix.S_IFLNK:
 		target, err := readlinkat(fd, "")
 		if err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		return 0, a.header(&st, prefix, target)
 	}
@@ -136,7 +161,7 @@ func (t *tree) archive(tw *tar.Writer, p, prefix string, follow bool) (int64, er
 }
 
 type archiver struct {
-	t  *tree
+	t  *Tree
 	tw *tar.Writer
 	n  int64
 }
@@ -169,7 +194,7 @@ func (a *archiver) children(dfd int, p, prefix string) error {
 	names, err := dir.Readdirnames(-1)
 	dir.Close()
 	if err != nil {
-		return a.t.pathError(p, err)
+		return a.t.PathError(p, err)
 	}
 	for _, n := range names {
 		if err := a.child(dfd, path.Join(p, n), n, path.Join(prefix, n)); err != nil {
@@ -186,19 +211,19 @@ func (a *archiver) child(dfd int, p, base, name string) error {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // removed meanwhile
 		}
-		return a.t.pathError(p, err)
+		return a.t.PathError(p, err)
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return a.t.pathError(p, err)
+			return a.t.PathError(p, err)
 		}
 		return a.dir(fd, &st, p, name)
 	case unix.S_IFREG:
 		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return a.t.pathError(p, err)
+			return a.t.PathError(p, err)
 		}
 		f := os.NewFile(uintptr(fd), p)
 		defer f.Close()
@@ -206,7 +231,7 @@ func (a *archiver) child(dfd int, p, base, name string) error {
 	case unix.S_IFLNK:
 		target, err := readlinkat(dfd, base)
 		if err != nil {
-			return a.t.pathError(p, err)
+			return a.t.PathError(p, err)
 		}
 		return a.header(&st, name, target)
 	case unix.S_IFSOCK:
@@ -220,7 +245,7 @@ func (a *archiver) child(dfd int, p, base, name string) error {
 func (a *archiver) file(f *os.File, name, p string) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return a.t.pathError(p, err)
+		return a.t.PathError(p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
@@ -273,11 +298,11 @@ func readlinkat(dfd int, name string) (string, error) {
 	}
 }
 
-// extract unpacks the tar stream r into directory dir of the tree, renaming
+// Extract unpacks the tar stream r into directory dir of the tree, renaming
 // each entry's name with rename (nil: as it is). Entries may not lead out
 // of dir by their names; inside the tree, symbolic links are followed
 // within the root. It returns the bytes of file content written.
-func (t *tree) extract(r io.Reader, dir string, rename func(string) string) (int64, error) {
+func (t *Tree) Extract(r io.Reader, dir string, rename func(string) string) (int64, error) {
 	tr := tar.NewReader(r)
 	type dirTime struct {
 		p string
@@ -315,7 +340,7 @@ func (t *tree) extract(r io.Reader, dir string, rename func(string) string) (int
 	}
 	// Directories' times last: creating their entries changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		pfd, base, err := t.parent(dirs[i].p, false)
+		pfd, base, err := t.Parent(dirs[i].p, false)
 		if err != nil {
 			continue
 		}
@@ -326,52 +351,52 @@ func (t *tree) extract(r io.Reader, dir string, rename func(string) string) (int
 	return n, nil
 }
 
-// parent opens the directory p is in, creating it and its parents if
+// Parent opens the directory p is in, creating it and its parents if
 // create, and returns it with p's last element.
-func (t *tree) parent(p string, create bool) (int, string, error) {
+func (t *Tree) Parent(p string, create bool) (int, string, error) {
 	dir, base := path.Split(p)
 	if base == "" || base == "." || base == ".." {
 		return -1, "", fmt.Errorf("%s: %s: not a file name: %w", t.name, p, errdefs.ErrInvalidArgument)
 	}
-	fd, err := t.open(dir, unix.O_PATH|unix.O_DIRECTORY, true)
+	fd, err := t.Open(dir, unix.O_PATH|unix.O_DIRECTORY, true)
 	if err != nil && create && errors.Is(err, errdefs.ErrNotFound) {
-		fd, err = t.mkdirAll(path.Clean(dir))
+		fd, err = t.MkdirAll(path.Clean(dir))
 	}
 	return fd, base, err
 }
 
-// mkdirAll creates directory p and its missing parents. The existing part
+// MkdirAll creates directory p and its missing parents. The existing part
 // is resolved in the root; each new directory is then opened with no
 // symbolic link allowed, so a concurrent swap fails instead of escaping.
-func (t *tree) mkdirAll(p string) (int, error) {
-	if fd, err := t.open(p, unix.O_PATH|unix.O_DIRECTORY, true); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+func (t *Tree) MkdirAll(p string) (int, error) {
+	if fd, err := t.Open(p, unix.O_PATH|unix.O_DIRECTORY, true); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
 		return fd, err
 	}
-	parent, err := t.mkdirAll(path.Dir(p))
+	parent, err := t.MkdirAll(path.Dir(p))
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(parent)
 	base := path.Base(p)
 	if err := unix.Mkdirat(parent, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, t.pathError(p, err)
+		return -1, t.PathError(p, err)
 	}
 	fd, err := unix.Openat2(parent, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
 	if err != nil {
-		return -1, t.pathError(p, err)
+		return -1, t.PathError(p, err)
 	}
 	return fd, nil
 }
 
 // entry creates one archive entry at p.
-func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(string) string) (int64, error) {
+func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(string) string) (int64, error) {
 	switch h.Typeflag {
 	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return 0, nil // extended headers and the like: nothing to create
 	}
-	pfd, base, err := t.parent(p, true)
+	pfd, base, err := t.Parent(p, true)
 	if err != nil {
 		return 0, err
 	}
@@ -379,52 +404,52 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 	var cur unix.Stat_t
 	exists := unix.Fstatat(pfd, base, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil
 	if exists && h.Typeflag != tar.TypeDir {
-		if isDir(&cur) {
+		if IsDir(&cur) {
 			return 0, fmt.Errorf("%s: cannot overwrite directory %s with a non-directory: %w", t.name, p, errdefs.ErrConflict)
 		}
 		if err := unix.Unlinkat(pfd, base, 0); err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 	}
 	mode := uint32(h.Mode & 0o7777)
 	ts := unix.NsecToTimespec(h.ModTime.UnixNano())
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if exists && !isDir(&cur) {
+		if exists && !IsDir(&cur) {
 			if err := unix.Unlinkat(pfd, base, 0); err != nil {
-				return 0, t.pathError(p, err)
+				return 0, t.PathError(p, err)
 			}
 			exists = false
 		}
 		if !exists {
 			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return 0, t.pathError(p, err)
+				return 0, t.PathError(p, err)
 			}
 		}
 		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		defer unix.Close(fd)
 		return 0, t.attrs(fd, p, h, mode)
 	case tar.TypeReg, tar.TypeRegA:
 		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		f := os.NewFile(uintptr(fd), p)
 		defer f.Close()
 		n, err := io.Copy(f, tr)
 		if err != nil {
-			return n, t.pathError(p, err)
+			return n, t.PathError(p, err)
 		}
 		if err := t.attrs(fd, p, h, mode); err != nil {
 			return n, err
 		}
-		return n, t.pathError(p, unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
+		return n, t.PathError(p, unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		if t.keepIDs {
 			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
@@ -436,16 +461,16 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		if rename != nil {
 			target = rename(target)
 		}
-		ofd, obase, err := t.parent(path.Join(dir, target), false)
+		ofd, obase, err := t.Parent(path.Join(dir, target), false)
 		if err != nil {
 			return 0, err
 		}
 		defer unix.Close(ofd)
-		return 0, t.pathError(p, unix.Linkat(ofd, obase, pfd, base, 0))
+		return 0, t.PathError(p, unix.Linkat(ofd, obase, pfd, base, 0))
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
-			return 0, t.pathError(p, err)
+			return 0, t.PathError(p, err)
 		}
 		if t.keepIDs {
 			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
@@ -457,11 +482,11 @@ func (t *tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 
 // attrs sets an extracted file's owner (with -a) and then its mode, which
 // a change of owner would strip of set-user-ID bits.
-func (t *tree) attrs(fd int, p string, h *tar.Header, mode uint32) error {
+func (t *Tree) attrs(fd int, p string, h *tar.Header, mode uint32) error {
 	if t.keepIDs {
 		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
-			return t.pathError(p, err)
+			return t.PathError(p, err)
 		}
 	}
-	return t.pathError(p, unix.Fchmod(fd, mode))
+	return t.PathError(p, unix.Fchmod(fd, mode))
 }
