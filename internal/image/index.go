@@ -40,6 +40,7 @@ type Layer struct {
 var (
 	bucketImages = []byte("images")
 	bucketTags   = []byte("tags")
+	bucketCache  = []byte("buildcache") // build step results, see CacheEntry
 )
 
 // index is the embedded database of image records and tags. It is opened
@@ -54,7 +55,7 @@ func (x index) update(fn func(tx *bolt.Tx) error) error {
 	}
 	defer db.Close()
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketTags} {
+		for _, b := range [][]byte{bucketImages, bucketTags, bucketCache} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

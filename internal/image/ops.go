@@ -129,9 +129,9 @@ func (s *Store) Remove(name string, force bool) (untagged []string, deleted dige
 	return untagged, deleted, s.gc()
 }
 
-// gc removes blobs and snapshots that no image refers to. It holds the
-// store lock exclusively, so no add is between writing blobs and recording
-// its image.
+// gc removes blobs and snapshots that no image and no build cache entry
+// refers to. It holds the store lock exclusively, so no add is between
+// writing blobs and recording its image.
 func (s *Store) gc() error {
 	unlock, err := s.lock(true)
 	if err != nil {
@@ -149,6 +149,11 @@ func (s *Store) gc() error {
 		for _, l := range img.Layers {
 			usedBlobs[l.Digest], usedSnaps[l.ChainID] = true, true
 		}
+	}
+	// Build cache entries keep their layers for the next build, even
+	// after the images that had them are gone (PruneCache frees them).
+	if err := s.cacheRefs(usedBlobs, usedSnaps); err != nil {
+		return err
 	}
 	blobs, err := s.blobs.list()
 	if err != nil {
