@@ -17,7 +17,8 @@ func newSystemCommand(g *globals) *cobra.Command {
 		Long: `Remove what nothing uses: every container that is not running, the
 user-defined networks no container is connected to or names, images
 without a name (with -a every image no container uses, running or not) and,
-with --volumes, the anonymous volumes no container mounts. berth never
+with --volumes, the anonymous volumes no container mounts, and the build
+cache. berth never
 asks for confirmation: -f is accepted for Docker's sake.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,7 +39,11 @@ asks for confirmation: -f is accepted for Docker's sake.`,
 					return err
 				}
 			}
-			return e.PruneImages(all, &r)
+			if err := e.PruneImages(all, &r); err != nil {
+				return err
+			}
+			r.BuildCache, err = e.Images().PruneCache()
+			return err
 		},
 	}
 	f := prune.Flags()
@@ -73,6 +78,32 @@ func newContainerGroup(g *globals) *cobra.Command {
 	return cmd
 }
 
+// newBuilderCommand is Docker's `builder` group: the build cache.
+func newBuilderCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
+	prune := &cobra.Command{
+		Use:   "prune [-f]",
+		Short: "Remove the build cache, and the layers only it kept",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.store()
+			if err != nil {
+				return err
+			}
+			n, err := s.PruneCache()
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Deleted build cache entries: %d\n", n)
+			return nil
+		},
+	}
+	prune.Flags().BoolP("force", "f", false, "do not ask for confirmation (berth never asks)")
+	prune.Flags().BoolP("all", "a", false, "accepted for Docker's sake: the whole cache goes")
+	cmd.AddCommand(prune)
+	return cmd
+}
+
 // printPrune prints what a prune removed, as Docker does.
 func printPrune(r *container.PruneReport) {
 	section := func(title string, items []string) {
@@ -93,5 +124,8 @@ func printPrune(r *container.PruneReport) {
 		imgs = append(imgs, "deleted: "+id.String())
 	}
 	section("Deleted Images", imgs)
+	if r.BuildCache > 0 {
+		fmt.Printf("Deleted build cache entries: %d\n\n", r.BuildCache)
+	}
 	fmt.Println("Total reclaimed space: " + decimalSize(uint64(r.SpaceReclaimed), 4))
 }

@@ -20,6 +20,7 @@ type PruneReport struct {
 	Networks       []string        // names
 	Images         []digest.Digest // IDs
 	Volumes        []string        // names
+	BuildCache     int             // entries
 	SpaceReclaimed int64
 }
 

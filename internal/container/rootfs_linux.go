@@ -77,13 +77,19 @@ func copyRootAttrs(src, dir string) error {
 	return unix.Chmod(dir, st.Mode&0o7777)
 }
 
-// UpperDir returns the directory of the container's writable layer, in
-// overlay diff form. Once the container has stopped (its root file system
-// is then unmounted), a build may move its content into a snapshot.
+// UpperDir returns the directory of the stopped container's writable
+// layer, in overlay diff form, with its root file system unmounted: a build
+// may then move its content into a snapshot.
 func (e *Engine) UpperDir(ref string) (string, error) {
-	id, err := e.Resolve(ref)
+	c, st, err := e.Get(ref)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(e.dir(id), upperDir), nil
+	if st.Running() {
+		return "", fmt.Errorf("container %s is %s: %w", c.Name, st.Status, errdefs.ErrConflict)
+	}
+	if err := e.unmountRootfs(c.ID); err != nil {
+		return "", err
+	}
+	return filepath.Join(e.dir(c.ID), upperDir), nil
 }

@@ -28,6 +28,7 @@ type Tree struct {
 	name    string // for messages: "container web" or "the host"
 	inRoot  bool   // resolve in the root (a container), or as usual (the host)
 	keepIDs bool   // set owners from the archive (cp -a); else the copier's
+	skip    func(p string) bool
 }
 
 // New returns the tree whose root is the directory descriptor root (an
@@ -47,6 +48,11 @@ func OpenDir(dir, name string, contained, keepIDs bool) (*Tree, error) {
 	}
 	return New(fd, name, contained, keepIDs), nil
 }
+
+// SetFilter makes Archive leave out every entry below the archived path
+// for which skip(p) is true, p being the entry's path in the tree (a
+// directory left out is left out with all it holds).
+func (t *Tree) SetFilter(skip func(p string) bool) { t.skip = skip }
 
 // Close releases the tree's root.
 func (t *Tree) Close() error { return unix.Close(t.root) }
@@ -206,6 +212,9 @@ func (a *archiver) children(dfd int, p, prefix string) error {
 
 // child writes entry base of directory dfd; p is its path in the tree.
 func (a *archiver) child(dfd int, p, base, name string) error {
+	if a.t.skip != nil && a.t.skip(p) {
+		return nil
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {

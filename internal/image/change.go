@@ -95,7 +95,7 @@ func applyChange(cfg *v1.Config, change string, cmdSet *bool) error {
 				return invalid("%s names can not be blank", name)
 			}
 			if name == "ENV" {
-				cfg.Env = setEnv(cfg.Env, key, value)
+				cfg.Env = SetEnv(cfg.Env, key, value)
 				continue
 			}
 			if cfg.Labels == nil {
@@ -112,7 +112,7 @@ func applyChange(cfg *v1.Config, change string, cmdSet *bool) error {
 			return invalid("EXPOSE needs at least one port")
 		}
 		for _, w := range words {
-			ports, err := exposedPorts(w)
+			ports, err := ExposedPorts(w)
 			if err != nil {
 				return err
 			}
@@ -271,8 +271,8 @@ func commandLine(cfg *v1.Config, args []string, isJSON bool) []string {
 	return append(append([]string{}, sh...), strings.Join(args, " "))
 }
 
-// setEnv sets key to value in env, in place of an earlier value.
-func setEnv(env []string, key, value string) []string {
+// SetEnv sets key to value in env, in place of an earlier value.
+func SetEnv(env []string, key, value string) []string {
 	for i, kv := range env {
 		if k, _, _ := strings.Cut(kv, "="); shell.EqualEnvKeys(k, key) {
 			env[i] = key + "=" + value
@@ -282,9 +282,9 @@ func setEnv(env []string, key, value string) []string {
 	return append(env, key+"="+value)
 }
 
-// exposedPorts expands "80", "80/udp" or "8000-8010/tcp" into the config's
+// ExposedPorts expands "80", "80/udp" or "8000-8010/tcp" into the config's
 // "PORT/PROTO" keys.
-func exposedPorts(spec string) ([]string, error) {
+func ExposedPorts(spec string) ([]string, error) {
 	ports, proto, _ := strings.Cut(spec, "/")
 	proto = strings.ToLower(proto)
 	switch proto {

@@ -289,6 +289,13 @@ func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// A layer without a "./" entry leaves its root as Docker has it:
+	// 0755, not MkdirTemp's 0700, which would lock every other user out of
+	// the container's "/".
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
 	f, err := s.blobs.open(meta.Digest)
 	if err != nil {
 		os.RemoveAll(dir)

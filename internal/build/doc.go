@@ -1,0 +1,27 @@
+// Package build turns a Containerfile (Dockerfile) and its context into an
+// image in berth's store, with Docker's semantics.
+//
+// The file is parsed by BuildKit's Dockerfile parser
+// (github.com/moby/buildkit/frontend/dockerfile/parser and instructions);
+// berth only executes what it yields. Each stage starts from an image of
+// the store (pulled if missing), an earlier stage, or scratch:
+//
+//   - RUN runs in a container that berth's own engine creates on the
+//     stage's current layers (container.CreateOptions.Base), with the
+//     build's network; the container's writable layer becomes the step's
+//     layer (image.Store.CommitDiff), moved, not copied.
+//   - COPY and ADD copy from the context, an earlier stage or an image into
+//     an overlay mounted on the current layers; the overlay's upper
+//     directory becomes the layer. Every path is resolved inside its tree
+//     (internal/fstree), so neither the context nor an image can lead a
+//     copy outside it.
+//   - The other instructions only change the image's configuration.
+//
+// Every step's result — the config with its history, and the layers — is
+// cached under a key derived from the previous step's key, the instruction
+// and its inputs (the content of COPY's sources), so an unchanged rebuild
+// is a chain of cache hits that yields the same image ID, and a change
+// rebuilds only the steps from it on. The cache lives in the image store,
+// whose garbage collection keeps the layers it names (berth builder prune
+// drops it).
+package build

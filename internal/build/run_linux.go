@@ -1,0 +1,118 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sys/unix"
+)
+
+// run carries out RUN: the command runs in a container of berth's engine
+// on the stage's layers, and what it changed becomes a new layer.
+func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instructions.RunCommand) (*state, error) {
+	if len(c.FlagsUsed) > 0 {
+		return nil, fmt.Errorf("RUN --%s is not supported: %w", strings.Join(c.FlagsUsed, ", --"), errdefs.ErrNotImplemented)
+	}
+	if len(c.Files) > 0 {
+		return nil, fmt.Errorf("RUN with a here-document is not supported: %w", errdefs.ErrNotImplemented)
+	}
+	host := image.HostPlatform()
+	if b.o.Platform.OS != host.OS || b.o.Platform.Architecture != host.Architecture {
+		return nil, fmt.Errorf("cannot run commands for %s on this %s machine: %w", platformString(b.o.Platform), platformString(host), errdefs.ErrNotImplemented)
+	}
+	if s.chainID() == "" {
+		return nil, fmt.Errorf("the stage has no files yet (FROM scratch), so nothing to run: %w", errdefs.ErrInvalidArgument)
+	}
+	argv := commandLine(&s.cfg.Config, c.ShellDependantCmdLine)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
+	}
+	// The step's container sees the image's user, directory and
+	// environment, but none of what only containers run later get: no
+	// volumes, health check or published ports.
+	base := s.cfg.Config
+	base.Volumes, base.Healthcheck, base.ExposedPorts, base.OnBuild = nil, nil, nil, nil
+	ct, err := b.e.Create(ctx, container.CreateOptions{
+		Name:          randomName(),
+		ImageRef:      "(build step)",
+		Base:          &container.Base{ChainID: s.chainID(), Config: base},
+		Config:        container.Config{Cmd: argv, Env: sc.env(&s.cfg.Config), Hostname: "buildsandbox"},
+		EntrypointSet: true,
+		NoHealthcheck: true,
+		Host:          container.HostConfig{NetworkMode: b.o.Network},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer b.e.Remove(context.WithoutCancel(ctx), ct.ID, container.RemoveOptions{Force: true, Volumes: true})
+	code, err := b.runAttached(ctx, ct.ID)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("%s: exit status %d", strings.Join(argv, " "), code)
+	}
+	upper, err := b.e.UpperDir(ct.ID)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := b.images.CommitDiff(ctx, upper, s.chainID())
+	if err != nil {
+		return nil, err
+	}
+	createdBy := "RUN " + argPrefix(sc) + strings.Join(argv, " ")
+	return s.withLayer(layer, createdBy), nil
+}
+
+// runAttached starts the container with its output going to the build's
+// output and returns its exit status; if ctx ends first, the container is
+// killed.
+func (b *builder) runAttached(ctx context.Context, id string) (int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "attach"), os.NewFile(uintptr(fds[1]), "attach")
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return 0, err
+	}
+	defer conn.Close()
+	_, err = b.e.Start(ctx, id, theirs)
+	theirs.Close()
+	if err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	out := b.o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	code, err := container.AttachStreams(conn, container.Streams{Stdout: out, Stderr: out})
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	if err != nil {
+		// The monitor went away without saying how the step ended: its
+		// state says.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if code, werr := b.e.Wait(wctx, id); werr == nil {
+			return code, nil
+		}
+		return 0, err
+	}
+	return code, nil
+}

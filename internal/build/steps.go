@@ -1,0 +1,275 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/sys/signal"
+)
+
+// stageScope is what a stage's instructions see besides the image config:
+// the build arguments it declared, with their values.
+type stageScope struct {
+	args  map[string]string
+	order []string
+}
+
+// env is the environment instructions expand in and RUN gets: the image's,
+// then the declared build arguments that no ENV overrides.
+func (sc *stageScope) env(cfg *v1.Config) []string {
+	env := slices.Clone(cfg.Env)
+	for _, k := range sc.order {
+		if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") }) {
+			env = append(env, k+"="+sc.args[k])
+		}
+	}
+	return env
+}
+
+// exec carries out one instruction on s and returns the new state.
+func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instructions.Command) (*state, error) {
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		lex := shell.NewLex(b.escape)
+		env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
+		err := ex.Expand(func(word string) (string, error) {
+			out, _, err := lex.ProcessWord(word, env)
+			return out, err
+		})
+		if err != nil {
+			return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
+		}
+	}
+	if a, ok := cmd.(*instructions.ArgCommand); ok {
+		return b.arg(s, sc, a), nil
+	}
+	var inputs string
+	switch c := cmd.(type) {
+	case *instructions.CopyCommand:
+		var err error
+		if inputs, err = b.copyInputs(ctx, c.From, c.SourcePaths); err != nil {
+			return nil, b.at(cmd, err)
+		}
+	case *instructions.AddCommand:
+		var err error
+		if inputs, err = b.addInputs(ctx, c); err != nil {
+			return nil, b.at(cmd, err)
+		}
+	}
+	key := keyOf(s.key, code(cmd), inputs)
+	if hit := b.cached(key); hit != nil {
+		b.printf("--> Using cache %s\n", key[:12])
+		return hit, nil
+	}
+	next, err := b.apply(ctx, s, sc, cmd)
+	if err != nil {
+		return nil, b.at(cmd, err)
+	}
+	next.key = key
+	if err := b.remember(next); err != nil {
+		return nil, b.at(cmd, err)
+	}
+	return next, nil
+}
+
+// arg declares build arguments in the stage: the --build-arg value, else
+// the default, else the value of the same ARG before the first FROM.
+func (b *builder) arg(s *state, sc *stageScope, a *instructions.ArgCommand) *state {
+	var parts []string
+	for _, kv := range a.Args {
+		v, ok := b.o.BuildArgs[kv.Key]
+		if ok {
+			b.usedArgs[kv.Key] = true
+		} else if kv.Value != nil {
+			v, ok = *kv.Value, true
+		} else if pv, found := b.predefined(kv.Key); found {
+			v, ok = pv, true
+		}
+		if !ok {
+			for _, m := range b.metaArgs {
+				for _, mkv := range m.Args {
+					if mkv.Key == kv.Key && mkv.Value != nil {
+						v, ok = b.expandMeta(*mkv.Value), true
+					}
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if _, seen := sc.args[kv.Key]; !seen {
+			sc.order = append(sc.order, kv.Key)
+		}
+		sc.args[kv.Key] = v
+		parts = append(parts, kv.Key+"="+v)
+	}
+	return &state{cfg: s.cfg, layers: s.layers, key: keyOf(s.key, "ARG", strings.Join(parts, "\n"))}
+}
+
+// predefined are the platform arguments BuildKit defines for every build.
+func (b *builder) predefined(name string) (string, bool) {
+	host := image.HostPlatform()
+	p := b.o.Platform
+	switch name {
+	case "TARGETPLATFORM":
+		return platformString(p), true
+	case "TARGETOS":
+		return p.OS, true
+	case "TARGETARCH":
+		return p.Architecture, true
+	case "TARGETVARIANT":
+		return p.Variant, true
+	case "BUILDPLATFORM":
+		return platformString(host), true
+	case "BUILDOS":
+		return host.OS, true
+	case "BUILDARCH":
+		return host.Architecture, true
+	}
+	return "", false
+}
+
+// apply carries out cmd, which no cache entry had.
+func (b *builder) apply(ctx context.Context, s *state, sc *stageScope, cmd instructions.Command) (*state, error) {
+	switch c := cmd.(type) {
+	case *instructions.RunCommand:
+		return b.run(ctx, s, sc, c)
+	case *instructions.CopyCommand:
+		return b.copy(ctx, s, copyOp{from: c.From, sources: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath,
+			chown: c.Chown, chmod: c.Chmod, exclude: c.ExcludePatterns, parents: c.Parents, code: code(c)})
+	case *instructions.AddCommand:
+		if c.Checksum != "" && (len(c.SourcePaths) != 1 || !isURL(c.SourcePaths[0])) {
+			return nil, fmt.Errorf("--checksum needs one URL source: %w", errdefs.ErrInvalidArgument)
+		}
+		return b.copy(ctx, s, copyOp{sources: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath, chown: c.Chown,
+			chmod: c.Chmod, exclude: c.ExcludePatterns, add: true, unpack: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, code: code(c)})
+	}
+	n := s.with(func(*v1.ConfigFile) {})
+	if err := configure(&n.cfg.Config, cmd); err != nil {
+		return nil, err
+	}
+	n.cfg.History = append(n.cfg.History, v1.History{Created: v1.Time{Time: time.Now().UTC()}, CreatedBy: code(cmd), EmptyLayer: true})
+	return n, nil
+}
+
+// configure applies an instruction that only changes the image's config.
+func configure(cfg *v1.Config, cmd instructions.Command) error {
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			cfg.Env = image.SetEnv(cfg.Env, kv.Key, kv.Value)
+		}
+	case *instructions.LabelCommand:
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		for _, kv := range c.Labels {
+			cfg.Labels[kv.Key] = kv.Value
+		}
+	case *instructions.MaintainerCommand:
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		// Docker puts it in the config's author field; the label is what
+		// the OCI image config can carry.
+		cfg.Labels["maintainer"] = c.Maintainer
+	case *instructions.ExposeCommand:
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		for _, p := range c.Ports {
+			ports, err := image.ExposedPorts(p)
+			if err != nil {
+				return err
+			}
+			for _, port := range ports {
+				cfg.ExposedPorts[port] = struct{}{}
+			}
+		}
+	case *instructions.UserCommand:
+		cfg.User = c.User
+	case *instructions.WorkdirCommand:
+		p := c.Path
+		if !path.IsAbs(p) {
+			p = path.Join("/", cfg.WorkingDir, p)
+		}
+		cfg.WorkingDir = path.Clean(p)
+	case *instructions.VolumeCommand:
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		for _, v := range c.Volumes {
+			if v == "" {
+				return fmt.Errorf("VOLUME with an empty path: %w", errdefs.ErrInvalidArgument)
+			}
+			cfg.Volumes[v] = struct{}{}
+		}
+	case *instructions.StopSignalCommand:
+		if _, err := signal.ParseSignal(c.Signal); err != nil {
+			return fmt.Errorf("%q is not a signal: %w", c.Signal, errdefs.ErrInvalidArgument)
+		}
+		cfg.StopSignal = c.Signal
+	case *instructions.CmdCommand:
+		cfg.Cmd = commandLine(cfg, c.ShellDependantCmdLine)
+	case *instructions.EntrypointCommand:
+		cfg.Entrypoint = commandLine(cfg, c.ShellDependantCmdLine)
+		// As Docker: a new entrypoint drops the CMD the base image had
+		// (a CMD later in the file sets it again).
+		cfg.Cmd = nil
+	case *instructions.ShellCommand:
+		cfg.Shell = slices.Clone(c.Shell)
+	case *instructions.HealthCheckCommand:
+		h := c.Health
+		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	case *instructions.OnbuildCommand:
+		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
+	default:
+		return fmt.Errorf("%s is not supported: %w", cmd.Name(), errdefs.ErrNotImplemented)
+	}
+	return nil
+}
+
+// commandLine is CMD's, ENTRYPOINT's and RUN's argv: the JSON form as
+// written, the shell form run by the image's shell.
+func commandLine(cfg *v1.Config, c instructions.ShellDependantCmdLine) []string {
+	if !c.PrependShell {
+		return slices.Clone(c.CmdLine)
+	}
+	sh := cfg.Shell
+	if len(sh) == 0 {
+		sh = []string{"/bin/sh", "-c"}
+	}
+	return append(slices.Clone(sh), strings.Join(c.CmdLine, " "))
+}
+
+// argPrefix is how Docker's history shows the build arguments a RUN had:
+// "|2 A=1 B=2 ".
+func argPrefix(sc *stageScope) string {
+	if len(sc.order) == 0 {
+		return ""
+	}
+	keys := slices.Clone(sc.order)
+	slices.Sort(keys)
+	parts := []string{fmt.Sprintf("|%d", len(keys))}
+	for _, k := range keys {
+		parts = append(parts, k+"="+sc.args[k])
+	}
+	return strings.Join(parts, " ") + " "
+}
+
+// code is an instruction as written in the file.
+func code(cmd instructions.Command) string {
+	if s, ok := cmd.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return cmd.Name()
+}
