@@ -138,7 +138,9 @@ func (s *state) chainID() digest.Digest {
 	return s.layers[len(s.layers)-1].ChainID
 }
 
-func newBuilder(e *container.Engine, o Options) (*builder, error) {
+// parse parses a Containerfile into a builder with its stages, the target
+// and the number of steps, with nothing opened yet.
+func parse(o Options) (*builder, error) {
 	res, err := parser.Parse(bytes.NewReader(o.Source))
 	if err != nil {
 		return nil, locate(o.File, err)
@@ -150,6 +152,20 @@ func newBuilder(e *container.Engine, o Options) (*builder, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%s has no FROM: %w", o.File, errdefs.ErrInvalidArgument)
 	}
+	b := &builder{o: o, escape: res.EscapeToken, stages: stages, metaArgs: metaArgs,
+		target: len(stages) - 1, done: map[int]*state{}, usedArgs: map[string]bool{}, downloads: map[string]*download{}}
+	if o.Target != "" {
+		i := b.stageIndex(o.Target)
+		if i < 0 {
+			return nil, fmt.Errorf("build: %s has no stage named %q (it has %s): %w", o.File, o.Target, b.stageNames(), errdefs.ErrNotFound)
+		}
+		b.target = i
+	}
+	b.steps = b.countSteps(b.target, map[int]bool{})
+	return b, nil
+}
+
+func newBuilder(e *container.Engine, o Options) (*builder, error) {
 	if o.Network == "" {
 		o.Network = "bridge"
 	}
@@ -161,35 +177,25 @@ func newBuilder(e *container.Engine, o Options) (*builder, error) {
 	if o.Platform == nil {
 		o.Platform = image.HostPlatform()
 	}
-	b := &builder{o: o, e: e, images: e.Images(), escape: res.EscapeToken, stages: stages, metaArgs: metaArgs,
-		target: len(stages) - 1, done: map[int]*state{}, usedArgs: map[string]bool{}, downloads: map[string]*download{}}
-	if o.Target != "" {
-		i := b.stageIndex(o.Target)
-		if i < 0 {
-			return nil, fmt.Errorf("build: %s has no stage named %q (it has %s): %w", o.File, o.Target, b.stageNames(), errdefs.ErrNotFound)
-		}
-		b.target = i
+	b, err := parse(o)
+	if err != nil {
+		return nil, err
 	}
-	b.steps = b.countSteps(b.target, map[int]bool{})
+	b.e, b.images = e, e.Images()
 	if b.ctx, err = openContext(o.ContextDir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.WorkDir, 0o700); err != nil {
-		b.ctx.close()
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	sweep(o.WorkDir)
 	if b.work, err = os.MkdirTemp(o.WorkDir, "build-"); err != nil {
-		b.ctx.close()
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	return b, nil
 }
 
-func (b *builder) close() {
-	b.ctx.close()
-	os.RemoveAll(b.work)
-}
+func (b *builder) close() { os.RemoveAll(b.work) }
 
 // sweep removes what builds killed long enough ago left in dir.
 func sweep(dir string) {

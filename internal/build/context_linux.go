@@ -65,8 +65,6 @@ func openContext(dir string) (*buildContext, error) {
 	return c, nil
 }
 
-func (c *buildContext) close() {}
-
 // ignored reports whether p, a path in the context ("/a/b"), is left out.
 func (c *buildContext) ignored(p string) bool {
 	if c.ignore == nil {
