@@ -6,6 +6,9 @@
 # 64 MiB memory limit, and shows it from the host: the page, `berth ps`,
 # the limit as the container sees it, `berth logs`. Then it removes the
 # container and serves the same page from a new one on the same volume.
+# Last, it builds examples/build (a Containerfile in two stages on that
+# image) with `berth build`, twice (the second time from the cache), and
+# serves the site it made.
 #
 #   hack/install-deps.sh && make build && hack/demo.sh     (as root)
 #
@@ -99,3 +102,23 @@ curl -sS "http://127.0.0.1:$port/"
 say "berth rm -f web2 && berth volume rm site"
 b rm -f web2
 b volume rm site
+
+echo
+echo "== an image built from a Containerfile (examples/build: two stages on that nginx image)"
+say "berth build -t localhost/site --build-arg BASE=localhost/nginx examples/build"
+start=${EPOCHREALTIME/./}
+b build -t localhost/site --build-arg BASE=localhost/nginx "$here/examples/build"
+printf 'built in %d ms\n' $(((${EPOCHREALTIME/./} - start) / 1000))
+say "berth build -t localhost/site --build-arg BASE=localhost/nginx examples/build     # again: every step from the cache"
+start=${EPOCHREALTIME/./}
+b build -t localhost/site --build-arg BASE=localhost/nginx "$here/examples/build" | tail -n 3
+printf 'rebuilt in %d ms\n' $(((${EPOCHREALTIME/./} - start) / 1000))
+say "berth run -d --name site -p $port:80 localhost/site"
+b run -d --name site -p "$port:80" localhost/site
+serving site
+say "curl http://127.0.0.1:$port/files.html     # made by the first stage"
+curl -sS "http://127.0.0.1:$port/files.html"
+say "berth exec site cat build.txt"
+b exec site cat build.txt
+say "berth rm -f site"
+b rm -f site
