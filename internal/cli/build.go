@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func newBuild(g *globals) *cobra.Command {
@@ -57,7 +59,14 @@ func newBuild(g *globals) *cobra.Command {
 				return err
 			}
 			o.WorkDir = filepath.Join(g.root, "build")
-			img, err := build.Build(cmd.Context(), e, o)
+			// An interrupt stops the build cleanly: the running step's
+			// container is killed and removed, its mounts undone.
+			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+			defer stop()
+			img, err := build.Build(ctx, e, o)
+			if err != nil && ctx.Err() != nil {
+				return fmt.Errorf("build interrupted: nothing was stored but the cache of the finished steps")
+			}
 			if err != nil {
 				return err
 			}
