@@ -116,8 +116,6 @@ func (b *builder) copy(ctx context.Context, s *state, op copyOp) (*state, error)
 		return nil, fmt.Errorf("--parents is not supported: %w", errdefs.ErrNotImplemented)
 	case len(op.exclude) > 0:
 		return nil, fmt.Errorf("--exclude is not supported: %w", errdefs.ErrNotImplemented)
-	case len(op.contents) > 0:
-		return nil, fmt.Errorf("here-documents are not supported: %w", errdefs.ErrNotImplemented)
 	}
 	var src *fstree.Tree
 	var err error
@@ -185,11 +183,25 @@ func (b *builder) copy(ctx context.Context, s *state, op copyOp) (*state, error)
 			items = append(items, found...)
 		}
 	}
-	if len(items) > 1 && !destDir {
+	inline, names, err := b.inlineFiles(op.contents)
+	if err != nil {
+		return nil, err
+	}
+	if inline != nil {
+		defer inline.Close()
+	}
+	if len(items)+len(names) > 1 && !destDir {
 		return nil, fmt.Errorf("with more than one source the destination must be a directory ending in /, not %s: %w", op.dest, errdefs.ErrInvalidArgument)
 	}
 	for _, it := range items {
 		if err := b.copyItem(ctx, src, it, dst, dest, destDir, op, rw); err != nil {
+			return nil, err
+		}
+	}
+	plain := op
+	plain.add = false // a here-document is never unpacked
+	for _, n := range names {
+		if err := b.copyItem(ctx, inline, n, dst, dest, destDir, plain, rw); err != nil {
 			return nil, err
 		}
 	}
@@ -201,6 +213,32 @@ func (b *builder) copy(ctx context.Context, s *state, op copyOp) (*state, error)
 		return nil, err
 	}
 	return s.withLayer(layer, op.code), nil
+}
+
+// inlineFiles writes the here-documents of a COPY or ADD ("COPY <<EOF
+// /file") as files of a directory of their own, and returns it as a tree
+// with their paths in it.
+func (b *builder) inlineFiles(contents []instructions.SourceContent) (*fstree.Tree, []string, error) {
+	if len(contents) == 0 {
+		return nil, nil, nil
+	}
+	dir, err := os.MkdirTemp(b.work, "inline-")
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	for _, c := range contents {
+		name := path.Base("/" + c.Path)
+		if name == "/" {
+			return nil, nil, fmt.Errorf("a here-document needs a name: %w", errdefs.ErrInvalidArgument)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(c.Data), 0o644); err != nil {
+			return nil, nil, err
+		}
+		names = append(names, "/"+name)
+	}
+	t, err := fstree.OpenDir(dir, "the here-documents", true, true)
+	return t, names, err
 }
 
 // copyItem copies one source, as Docker does: a directory's contents into

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,9 +24,6 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	if len(c.FlagsUsed) > 0 {
 		return nil, fmt.Errorf("RUN --%s is not supported: %w", strings.Join(c.FlagsUsed, ", --"), errdefs.ErrNotImplemented)
 	}
-	if len(c.Files) > 0 {
-		return nil, fmt.Errorf("RUN with a here-document is not supported: %w", errdefs.ErrNotImplemented)
-	}
 	host := image.HostPlatform()
 	if b.o.Platform.OS != host.OS || b.o.Platform.Architecture != host.Architecture {
 		return nil, fmt.Errorf("cannot run commands for %s on this %s machine: %w", platformString(b.o.Platform), platformString(host), errdefs.ErrNotImplemented)
@@ -32,7 +31,11 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	if s.chainID() == "" {
 		return nil, fmt.Errorf("the stage has no files yet (FROM scratch), so nothing to run: %w", errdefs.ErrInvalidArgument)
 	}
-	argv := commandLine(&s.cfg.Config, c.ShellDependantCmdLine)
+	cmdLine, mounts, err := b.heredoc(c.ShellDependantCmdLine)
+	if err != nil {
+		return nil, err
+	}
+	argv := commandLine(&s.cfg.Config, cmdLine)
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
 	}
@@ -48,7 +51,7 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 		Config:        container.Config{Cmd: argv, Env: sc.env(&s.cfg.Config), Hostname: "buildsandbox"},
 		EntrypointSet: true,
 		NoHealthcheck: true,
-		Host:          container.HostConfig{NetworkMode: b.o.Network},
+		Host:          container.HostConfig{NetworkMode: b.o.Network, Mounts: mounts},
 	})
 	if err != nil {
 		return nil, err
@@ -71,6 +74,49 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	}
 	createdBy := "RUN " + argPrefix(sc) + strings.Join(argv, " ")
 	return s.withLayer(layer, createdBy), nil
+}
+
+// heredoc turns a RUN with here-documents into the command to run, as
+// BuildKit does: a RUN that is only a here-document runs its text in the
+// shell, or, if it starts with "#!", as a script of its own (mounted at
+// /dev/pipes); any other gives the shell the whole text, which then reads
+// its here-documents itself.
+func (b *builder) heredoc(c instructions.ShellDependantCmdLine) (instructions.ShellDependantCmdLine, []container.Mount, error) {
+	if len(c.Files) == 0 {
+		return c, nil, nil
+	}
+	if len(c.CmdLine) != 1 || !c.PrependShell {
+		return c, nil, fmt.Errorf("a here-document needs the shell form: %w", errdefs.ErrInvalidArgument)
+	}
+	if parser.MustParseHeredoc(c.CmdLine[0]) == nil {
+		var sb strings.Builder
+		sb.WriteString(c.CmdLine[0])
+		for _, f := range c.Files {
+			sb.WriteString("\n" + f.Data + f.Name)
+		}
+		return instructions.ShellDependantCmdLine{CmdLine: []string{sb.String()}, PrependShell: true}, nil, nil
+	}
+	f := c.Files[0]
+	data := f.Data
+	if f.Chomp {
+		data = parser.ChompHeredocContent(data)
+	}
+	if !strings.HasPrefix(data, "#!") {
+		return instructions.ShellDependantCmdLine{CmdLine: []string{data}, PrependShell: true}, nil, nil
+	}
+	dir, err := os.MkdirTemp(b.work, "script-")
+	if err != nil {
+		return c, nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return c, nil, err
+	}
+	name := filepath.Base(f.Name)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
+		return c, nil, err
+	}
+	return instructions.ShellDependantCmdLine{CmdLine: []string{"/dev/pipes/" + name}},
+		[]container.Mount{{Type: "bind", Source: dir, Destination: "/dev/pipes", ReadOnly: true}}, nil
 }
 
 // runAttached starts the container with its output going to the build's

@@ -48,21 +48,40 @@ func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instru
 			return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
 		}
 	}
+	// The bodies of COPY's here-documents expand too, keeping quotes.
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		lex := shell.NewLex(b.escape)
+		lex.SkipProcessQuotes = true
+		env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
+		err := ex.ExpandRaw(func(word string) (string, error) {
+			out, _, err := lex.ProcessWord(word, env)
+			return out, err
+		})
+		if err != nil {
+			return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
+		}
+	}
 	if a, ok := cmd.(*instructions.ArgCommand); ok {
 		return b.arg(s, sc, a), nil
 	}
+	// What the key depends on besides the instruction's line: the sources'
+	// content, and here-documents' text.
 	var inputs string
+	var err error
 	switch c := cmd.(type) {
 	case *instructions.CopyCommand:
-		var err error
-		if inputs, err = b.copyInputs(ctx, c.From, c.SourcePaths); err != nil {
-			return nil, b.at(cmd, err)
-		}
+		inputs, err = b.copyInputs(ctx, c.From, c.SourcePaths)
+		inputs += contentsKey(c.SourceContents)
 	case *instructions.AddCommand:
-		var err error
-		if inputs, err = b.addInputs(ctx, c); err != nil {
-			return nil, b.at(cmd, err)
+		inputs, err = b.addInputs(ctx, c)
+		inputs += contentsKey(c.SourceContents)
+	case *instructions.RunCommand:
+		for _, f := range c.Files {
+			inputs += fmt.Sprintf("\n%q %q %t", f.Name, f.Data, f.Chomp)
 		}
+	}
+	if err != nil {
+		return nil, b.at(cmd, err)
 	}
 	key := keyOf(s.key, code(cmd), inputs)
 	if hit := b.cached(key); hit != nil {
@@ -264,6 +283,14 @@ func argPrefix(sc *stageScope) string {
 		parts = append(parts, k+"="+sc.args[k])
 	}
 	return strings.Join(parts, " ") + " "
+}
+
+func contentsKey(contents []instructions.SourceContent) string {
+	var sb strings.Builder
+	for _, c := range contents {
+		fmt.Fprintf(&sb, "\n%q %q", c.Path, c.Data)
+	}
+	return sb.String()
 }
 
 // code is an instruction as written in the file.

@@ -280,3 +280,43 @@ func TestBuildDebianExample(t *testing.T) {
 		t.Fatalf("build.txt: %s", got)
 	}
 }
+
+// TestBuildHeredocs runs RUN here-documents in their three forms (a
+// script for the shell, a script with its own "#!", a command that reads
+// one) and writes files from COPY ones, expanded like Docker's.
+func TestBuildHeredocs(t *testing.T) {
+	e := newEnv(t)
+	base := e.busybox()
+	file := "FROM " + base + `
+ARG WHO=world
+RUN <<EOF
+echo "hello $WHO" > /one
+EOF
+RUN <<EOF
+#!/bin/sh -e
+echo "script $0" > /two
+EOF
+RUN cat > /three <<EOT && echo done >> /three
+inner $WHO
+EOT
+COPY <<EOF /four
+copied ${WHO}
+EOF
+COPY <<A <<B /five/
+a
+A
+b
+B
+`
+	ctx := buildContext(t, map[string]string{"Containerfile": file})
+	e.must("build", "-q", "--network", "none", "-t", "local/heredoc", ctx)
+	got := e.must("run", "--rm", "local/heredoc", "cat", "/one", "/two", "/three", "/four", "/five/A", "/five/B")
+	if want := "hello world\nscript /dev/pipes/EOF\ninner world\ndone\ncopied world\na\nb"; got != want {
+		t.Fatalf("files from here-documents:\n%s\nwant:\n%s", got, want)
+	}
+	// A here-document's text is part of its step's cache key.
+	os.WriteFile(filepath.Join(ctx, "Containerfile"), []byte(strings.Replace(file, "inner", "changed", 1)), 0o644)
+	if out := e.must("build", "--network", "none", "-t", "local/heredoc", ctx); strings.Count(out, "Using cache") != 2 {
+		t.Fatalf("after a change in the third RUN's here-document, want the first two RUNs cached:\n%s", out)
+	}
+}
