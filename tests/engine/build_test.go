@@ -138,6 +138,10 @@ func TestBuild(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.root, "build")); len(ents) > 0 {
 		t.Fatalf("build left %d work directories", len(ents))
 	}
+	hist := strings.Split(e.must("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}", "local/built"), "\n")
+	if len(hist) != 17 || hist[0] != `CMD ["cat /app/*.txt"]|0B` || !strings.HasPrefix(hist[8], "RUN |1 GREETING=hello /bin/sh -c echo") {
+		t.Fatalf("history:\n%s", strings.Join(hist, "\n"))
+	}
 }
 
 // TestBuildCache rebuilds: unchanged (all cache hits, the same image),
