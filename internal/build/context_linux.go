@@ -128,18 +128,10 @@ func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 // link targets and contents, not times or owners (as Docker: touching a
 // file or cloning the context again keeps the cache).
 func hashTree(t *fstree.Tree, p string) (string, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		tw := tar.NewWriter(pw)
-		_, err := t.Archive(tw, p, "x", true)
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close()
+	r := t.Stream(p, "x", true)
+	defer r.Close()
 	h := sha256.New()
-	tr := tar.NewReader(pr)
+	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {

@@ -305,17 +305,9 @@ func mkdir(t *fstree.Tree, p string) error {
 // stream copies p of src, named prefix ("" for a directory's contents),
 // into directory dir of dst, passing each entry's header through rw.
 func stream(src *fstree.Tree, p, prefix string, dst *fstree.Tree, dir string, rw func(*tar.Header)) error {
-	pr, pw := io.Pipe()
-	go func() {
-		tw := tar.NewWriter(pw)
-		_, err := src.Archive(tw, p, prefix, true)
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close()
-	return extract(pr, dst, dir, rw)
+	r := src.Stream(p, prefix, true)
+	defer r.Close()
+	return extract(r, dst, dir, rw)
 }
 
 // extract unpacks the tar stream r into dir of dst, passing each entry's

@@ -220,26 +220,10 @@ func copyPath(src *fstree.Tree, srcPath string, dst *fstree.Tree, dstPath string
 	default:
 		return 0, err
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		tw := tar.NewWriter(pw)
-		_, err := src.Archive(tw, sp, prefix, follow)
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	n, err := dst.Extract(pr, dir, nil)
-	pr.CloseWithError(errCopyStopped)
-	if aerr := <-done; err == nil && aerr != nil {
-		return n, aerr
-	}
-	return n, err
+	r := src.Stream(sp, prefix, follow)
+	defer r.Close()
+	return dst.Extract(r, dir, nil)
 }
-
-var errCopyStopped = errors.New("copy stopped")
 
 // containerTree opens the root of the container ref names as its
 // processes see it (see the comment at the top of this file) and returns

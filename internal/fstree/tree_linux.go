@@ -120,6 +120,22 @@ func (t *Tree) Stat(p string, follow bool) (unix.Stat_t, error) {
 // IsDir reports whether st is a directory's.
 func IsDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
+// Stream returns Archive's tar stream of p, complete with its end, as a
+// reader: a goroutine writes it as the reader reads. An error of Archive
+// is the reader's error; closing the reader early stops the writer.
+func (t *Tree) Stream(p, prefix string, follow bool) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		_, err := t.Archive(tw, p, prefix, follow)
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
 // Archive writes p to tw, named prefix (and prefix/… below it for a
 // directory); with prefix "" only a directory's contents are written,
 // named by their paths inside it. It returns the bytes of file content
