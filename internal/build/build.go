@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -240,8 +241,7 @@ func (b *builder) stageIndex(name string) int {
 			return i
 		}
 	}
-	var n int
-	if _, err := fmt.Sscanf(name, "%d", &n); err == nil && fmt.Sprint(n) == name && n >= 0 && n < len(b.stages) {
+	if n, err := strconv.Atoi(name); err == nil && strconv.Itoa(n) == name && n >= 0 && n < len(b.stages) {
 		return n
 	}
 	return -1
@@ -489,11 +489,6 @@ func (b *builder) cached(key string) *state {
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(e.Config))
 	if err != nil {
 		return nil
-	}
-	for _, l := range e.Layers {
-		if !b.images.Snapshots().Has(l.ChainID) {
-			return nil
-		}
 	}
 	return &state{cfg: cfg, layers: e.Layers, key: key}
 }

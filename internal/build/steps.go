@@ -37,29 +37,26 @@ func (sc *stageScope) env(cfg *v1.Config) []string {
 
 // exec carries out one instruction on s and returns the new state.
 func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instructions.Command) (*state, error) {
-	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+	// Words expand in the stage's environment; the bodies of COPY's
+	// here-documents too, keeping their quotes.
+	env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
+	expander := func(keepQuotes bool) instructions.SingleWordExpander {
 		lex := shell.NewLex(b.escape)
-		env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
-		err := ex.Expand(func(word string) (string, error) {
+		lex.SkipProcessQuotes = keepQuotes
+		return func(word string) (string, error) {
 			out, _, err := lex.ProcessWord(word, env)
 			return out, err
-		})
-		if err != nil {
-			return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
 		}
 	}
-	// The bodies of COPY's here-documents expand too, keeping quotes.
-	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
-		lex := shell.NewLex(b.escape)
-		lex.SkipProcessQuotes = true
-		env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
-		err := ex.ExpandRaw(func(word string) (string, error) {
-			out, _, err := lex.ProcessWord(word, env)
-			return out, err
-		})
-		if err != nil {
-			return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
-		}
+	var err error
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		err = ex.Expand(expander(false))
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok && err == nil {
+		err = ex.ExpandRaw(expander(true))
+	}
+	if err != nil {
+		return nil, b.at(cmd, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument))
 	}
 	if a, ok := cmd.(*instructions.ArgCommand); ok {
 		return b.arg(s, sc, a), nil
@@ -67,7 +64,6 @@ func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instru
 	// What the key depends on besides the instruction's line: the sources'
 	// content, and here-documents' text.
 	var inputs string
-	var err error
 	switch c := cmd.(type) {
 	case *instructions.CopyCommand:
 		inputs, err = b.copyInputs(ctx, c.From, c.SourcePaths)

@@ -18,34 +18,16 @@ type CacheEntry struct {
 }
 
 // CacheGet returns the build cache entry stored under key, or an error
-// matching errdefs.ErrNotFound.
+// matching errdefs.ErrNotFound. An entry that cannot be read, or whose
+// blobs or snapshots are missing, is not found either: the step runs again
+// and its CachePut replaces the entry.
 func (s *Store) CacheGet(key string) (*CacheEntry, error) {
-	entries, err := s.CacheGetMany([]string{key})
-	if err != nil {
-		return nil, err
-	}
-	if entries[0] == nil {
-		return nil, fmt.Errorf("build cache entry %q: %w", key, errdefs.ErrNotFound)
-	}
-	return entries[0], nil
-}
-
-// CacheGetMany looks up keys in one transaction and returns their entries
-// in the same order, nil for a miss. An entry that cannot be read, or whose
-// blobs or snapshots are missing, is a miss: the step runs again and its
-// CachePut replaces the entry.
-func (s *Store) CacheGetMany(keys []string) ([]*CacheEntry, error) {
-	out := make([]*CacheEntry, len(keys))
+	var e *CacheEntry
 	err := s.index.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCache)
-		for i, k := range keys {
-			data := b.Get([]byte(k))
-			if data == nil {
-				continue
-			}
-			var e CacheEntry
-			if json.Unmarshal(data, &e) == nil { // copies: data lives only as long as tx
-				out[i] = &e
+		if data := tx.Bucket(bucketCache).Get([]byte(key)); data != nil {
+			var got CacheEntry
+			if json.Unmarshal(data, &got) == nil { // copies: data lives only as long as tx
+				e = &got
 			}
 		}
 		return nil
@@ -53,22 +35,18 @@ func (s *Store) CacheGetMany(keys []string) ([]*CacheEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build cache: %w", err)
 	}
-	for i, e := range out {
-		for _, l := range e.layers() {
+	if e != nil {
+		for _, l := range e.Layers {
 			if !s.blobs.has(l.Digest) || !s.snaps.Has(l.ChainID) {
-				out[i] = nil
+				e = nil
 				break
 			}
 		}
 	}
-	return out, nil
-}
-
-func (e *CacheEntry) layers() []Layer {
 	if e == nil {
-		return nil
+		return nil, fmt.Errorf("build cache entry %q: %w", key, errdefs.ErrNotFound)
 	}
-	return e.Layers
+	return e, nil
 }
 
 // CachePut stores e under key, replacing what was there.
