@@ -87,30 +87,9 @@ fi
 
 # 2. The registry: Debian's docker-registry on a free loopback port, plain
 #    HTTP, storage in the work directory.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=$((20000 + RANDOM % 40000))
-until port_free "$port"; do port=$((20000 + RANDOM % 40000)); done
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break
-  kill -0 "$regpid" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
-  sleep 0.1
-done
+# shellcheck source=hack/bench/registry.sh
+. "$here/hack/bench/registry.sh"
+start_registry "$work"
 ref=127.0.0.1:$port/bench/nginx:1
 image=$("$work/mkimage" -layout "$layout" -push "$ref")
 image=${image%%$'\n'*}
