@@ -1,5 +1,6 @@
 // Command berth runs containers and the services built from them. Run as
-// berth-runtime (a link or copy under that name) it is berth's OCI runtime.
+// berth-runtime (a link or copy under that name) it is berth's OCI runtime;
+// as berth-init, --init's PID 1 (package reaper, before the Go runtime).
 package main
 
 import (
@@ -8,7 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
-	"github.com/berth-dev/berth/internal/container"
+	_ "github.com/berth-dev/berth/internal/reaper" // berth-init, before the Go runtime
 	"github.com/berth-dev/berth/internal/runtime"
 	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
 )
@@ -17,11 +18,8 @@ func main() {
 	if runtime.IsInit() {
 		runtime.Init()
 	}
-	switch filepath.Base(os.Args[0]) {
-	case "berth-runtime":
+	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
-	case "berth-init":
-		os.Exit(container.InitMain(os.Args[1:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"path"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"text/template"
 	"time"
 
@@ -80,75 +83,183 @@ func newPull(g *globals) *cobra.Command {
 	return cmd
 }
 
+// imageRow is one line of `images`, with Docker's --format names.
+type imageRow struct {
+	Repository   string
+	Tag          string
+	Digest       string
+	ID           string
+	CreatedSince string
+	CreatedAt    string
+	Size         string
+}
+
+var imageTitles = map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}
+
 func newImages(g *globals) *cobra.Command {
 	var quiet, digests, noTrunc bool
 	var filters []string
+	var format string
 	cmd := &cobra.Command{
-		Use:     "images [flags]",
+		Use:     "images [flags] [REPOSITORY[:TAG]]",
 		Aliases: []string{"ls"},
 		Short:   "List images",
-		Args:    cobra.NoArgs,
+		Args:    argsBetween(0, 1, "[REPOSITORY[:TAG]]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dangling := false
-			for _, f := range filters {
-				switch f {
-				case "dangling=true":
-					dangling = true
-				case "dangling=false":
-				default:
-					return fmt.Errorf("--filter %q: only dangling=true|false is supported: %w", f, errdefs.ErrInvalidArgument)
-				}
-			}
 			s, err := g.store()
 			if err != nil {
 				return err
+			}
+			keep, err := imageFilter(s, filters)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				keep = append(keep, referenceFilter(args[0]))
 			}
 			imgs, err := s.List()
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			if !quiet {
-				head := "REPOSITORY\tTAG\t"
-				if digests {
-					head += "DIGEST\t"
-				}
-				fmt.Fprintln(tw, head+"IMAGE ID\tCREATED\tSIZE")
-			}
+			var rows []imageRow
 			for _, img := range imgs {
-				if dangling && len(img.Names) > 0 {
-					continue
-				}
 				id := img.ID.Encoded()
 				if !noTrunc {
 					id = id[:12]
-				}
-				if quiet {
-					fmt.Fprintln(tw, id)
-					continue
 				}
 				names := img.Names
 				if len(names) == 0 {
 					names = []string{"<none>:<none>"}
 				}
 				for _, n := range names {
-					repo, tag := splitName(n)
-					row := repo + "\t" + tag + "\t"
-					if digests {
-						row += img.Manifest.String() + "\t"
+					if !keepImage(keep, img, n) {
+						continue
 					}
-					fmt.Fprintf(tw, "%s%s\t%s\t%s\n", row, id, ago(img.Created), humanSize(img.Size))
+					r := imageRow{ID: id, Digest: "<none>", CreatedSince: ago(img.Created),
+						CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Size: humanSize(img.Size)}
+					r.Repository, r.Tag = splitName(n)
+					if img.Manifest != "" {
+						r.Digest = img.Manifest.String()
+					}
+					rows = append(rows, r)
+					if quiet {
+						break // one ID per image
+					}
 				}
 			}
-			return tw.Flush()
+			switch {
+			case quiet:
+				format = "{{.ID}}"
+			case format == "" && digests:
+				format = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			case format == "":
+				format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			}
+			return printTable(os.Stdout, format, rows, imageTitles)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
 	f.BoolVar(&digests, "digests", false, "show manifest digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "show full image IDs")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE; repeatable")
+	f.StringVar(&format, "format", "", `Go template per image, e.g. {{.Repository}}:{{.Tag}}; "table …" with titles; json`)
 	return cmd
+}
+
+// imageTest decides whether an image is listed under one of its names
+// (<none>:<none> for an untagged one).
+type imageTest func(img *image.Image, name string) bool
+
+func keepImage(tests []imageTest, img *image.Image, name string) bool {
+	for _, t := range tests {
+		if !t(img, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// imageFilter turns `images --filter` values into tests, as Docker reads
+// them: every filter must hold.
+func imageFilter(s *image.Store, filters []string) ([]imageTest, error) {
+	var tests []imageTest
+	for _, f := range filters {
+		key, val, ok := strings.Cut(f, "=")
+		if !ok || val == "" {
+			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", f, errdefs.ErrInvalidArgument)
+		}
+		switch key {
+		case "dangling":
+			want, err := strconv.ParseBool(val)
+			if err != nil {
+				return nil, fmt.Errorf("--filter %q: dangling is true or false: %w", f, errdefs.ErrInvalidArgument)
+			}
+			tests = append(tests, func(img *image.Image, _ string) bool { return (len(img.Names) == 0) == want })
+		case "reference":
+			if _, err := path.Match(val, ""); err != nil {
+				return nil, fmt.Errorf("--filter %q: bad pattern: %w", f, errdefs.ErrInvalidArgument)
+			}
+			tests = append(tests, referenceFilter(val))
+		case "label":
+			k, v, hasValue := strings.Cut(val, "=")
+			tests = append(tests, func(img *image.Image, _ string) bool {
+				raw, err := s.Config(img)
+				if err != nil {
+					return false
+				}
+				cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+				if err != nil {
+					return false
+				}
+				got, ok := cfg.Config.Labels[k]
+				return ok && (!hasValue || got == v)
+			})
+		case "before", "since":
+			ref, err := s.Get(val)
+			if err != nil {
+				return nil, fmt.Errorf("--filter %q: %w", f, err)
+			}
+			at, before := ref.Created, key == "before"
+			tests = append(tests, func(img *image.Image, _ string) bool {
+				if before {
+					return img.Created.Before(at)
+				}
+				return img.Created.After(at)
+			})
+		default:
+			return nil, fmt.Errorf("--filter %q: unknown filter %s (dangling, reference, label, before, since): %w", f, key, errdefs.ErrInvalidArgument)
+		}
+	}
+	return tests, nil
+}
+
+// referenceFilter matches a name against REPOSITORY[:TAG], where the
+// repository may be short ("nginx", "localhost/bb") and either part may be
+// a shell pattern; without a tag every tag matches.
+func referenceFilter(pattern string) imageTest {
+	pRepo, pTag := pattern, ""
+	if i := strings.LastIndex(pattern, ":"); i > strings.LastIndex(pattern, "/") {
+		pRepo, pTag = pattern[:i], pattern[i+1:]
+	}
+	if r, err := image.ParseReference(pRepo); err == nil && !strings.ContainsAny(pRepo, "*?[") {
+		pRepo = r.Repository()
+	}
+	return func(_ *image.Image, n string) bool {
+		repo, tag := splitName(n)
+		if ok, _ := path.Match(pRepo, repo); !ok {
+			// A pattern matches the short name too: "*/bb" or "nginx*".
+			short := strings.TrimPrefix(strings.TrimPrefix(repo, "docker.io/"), "library/")
+			if ok, _ = path.Match(pRepo, short); !ok {
+				return false
+			}
+		}
+		if pTag == "" {
+			return true
+		}
+		ok, _ := path.Match(pTag, tag)
+		return ok
+	}
 }
 
 func newTag(g *globals) *cobra.Command {
@@ -208,8 +319,8 @@ func newImport(g *globals) *cobra.Command {
 	var changes []string
 	var message string
 	cmd := &cobra.Command{
-		Use:   "import [-c INSTRUCTION]... [-m MESSAGE] TARBALL REF",
-		Short: "Make a one-layer image from a root file system tarball",
+		Use:   "import [-c INSTRUCTION]... [-m MESSAGE] TARBALL|- REF",
+		Short: "Make a one-layer image from a root file system tarball (- reads it from stdin)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := image.ParseReference(args[1])
@@ -220,7 +331,16 @@ func newImport(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			img, err := s.Import(cmd.Context(), args[0], ref, nil,
+			path := args[0]
+			if path == "-" {
+				// The layer is read more than once (digest, then unpack), so
+				// stdin is spooled to a file beside the store first.
+				if path, err = spool(os.Stdin, g.root); err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer os.Remove(path)
+			}
+			img, err := s.Import(cmd.Context(), path, ref, nil,
 				image.WithChanges(changes...), image.WithMessage(message))
 			if err != nil {
 				return err
@@ -425,4 +545,21 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.3g %s", f, units[i])
+}
+
+// spool copies r to a new temporary file under dir and returns its path.
+func spool(r io.Reader, dir string) (string, error) {
+	f, err := os.CreateTemp(dir, ".stdin-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }

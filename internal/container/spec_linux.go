@@ -42,7 +42,7 @@ type specBuilder struct {
 }
 
 // initPath is where --init's reaper appears in the container: berth itself,
-// which runs as a minimal init under that name.
+// which runs as a minimal init under that name (package reaper).
 const initPath = "/dev/berth-init"
 
 func (b *specBuilder) volumePath(name string) string {

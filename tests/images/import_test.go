@@ -3,7 +3,10 @@ package images
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,5 +81,49 @@ func TestImportChanges(t *testing.T) {
 	}
 	if out := b.must("images", "-q"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("images after the failed import:\n%s", out)
+	}
+
+	// `-` reads the tarball from stdin, as `docker import - REF` does, and
+	// leaves no spooled copy behind.
+	f, err := os.Open(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(b.bin, "--root", b.root, "import", "-", "local/bb:stdin")
+	cmd.Stdin = f
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("import -: %v: %s", err, out)
+	}
+	if got := b.must("images", "--format", "{{.Repository}}:{{.Tag}}", "local/bb:stdin"); strings.TrimSpace(got) != "docker.io/local/bb:stdin" {
+		t.Errorf("images after import -: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b.root, ".stdin-*")); len(left) != 0 {
+		t.Errorf("import - left %v", left)
+	}
+
+	// `images` narrows by REPOSITORY[:TAG] and Docker's filters, and prints
+	// through --format.
+	b.must("tag", "local/bb:stdin", "other/bb:1")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"local/bb"}, "docker.io/local/bb:changed docker.io/local/bb:stdin"},
+		{[]string{"local/bb:stdin"}, "docker.io/local/bb:stdin"},
+		{[]string{"--filter", "reference=*/bb:1"}, "docker.io/other/bb:1"},
+		{[]string{"--filter", "label=org.example.a=1"}, "docker.io/local/bb:changed"},
+		{[]string{"--filter", "label=org.example.a=2"}, ""},
+		{[]string{"--filter", "dangling=true"}, ""},
+	} {
+		out := b.must(append([]string{"images", "--format", "{{.Repository}}:{{.Tag}}"}, c.args...)...)
+		got := strings.Fields(out)
+		slices.Sort(got)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("images %v: %q, want %q", c.args, got, c.want)
+		}
+	}
+	if _, errOut, code := b.run("images", "--filter", "colour=red"); code != 2 || !strings.Contains(errOut, "unknown filter colour") {
+		t.Errorf("images with a bad filter: exit %d, %q", code, errOut)
 	}
 }
