@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
+	_ "github.com/berth-dev/berth/internal/idle"   // the monitor at rest, before the Go runtime
 	_ "github.com/berth-dev/berth/internal/reaper" // berth-init, before the Go runtime
 	"github.com/berth-dev/berth/internal/runtime"
 	_ "github.com/berth-dev/berth/internal/runtime/nsenter"

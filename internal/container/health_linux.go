@@ -19,42 +19,56 @@ const (
 	healthOutputMax       = 4096
 )
 
-// startHealth runs the container's health check every interval while it
-// runs and records the results in its state; the returned func stops it.
-func (m *monitor) startHealth(ctx context.Context) (stop func()) {
-	h := m.c.Config.Healthcheck
-	if h == nil || len(h.Test) == 0 || h.Test[0] == "NONE" {
-		return func() {}
+// healthCheck is a container's health check with Docker's defaults filled
+// in.
+type healthCheck struct {
+	args                           []string
+	interval, timeout, startPeriod time.Duration
+	retries                        int
+}
+
+// healthOf returns c's health check, or nil if it has none.
+func healthOf(c *Container) *healthCheck {
+	h := c.Config.Healthcheck
+	if h == nil || len(h.Test) == 0 {
+		return nil
 	}
-	var args []string
+	hc := &healthCheck{interval: h.Interval, timeout: h.Timeout, startPeriod: h.StartPeriod, retries: h.Retries}
 	switch h.Test[0] {
 	case "CMD":
-		args = h.Test[1:]
+		hc.args = h.Test[1:]
 	case "CMD-SHELL":
 		if len(h.Test) > 1 {
-			args = []string{"/bin/sh", "-c", h.Test[1]}
+			hc.args = []string{"/bin/sh", "-c", h.Test[1]}
 		}
 	}
-	if len(args) == 0 {
+	if len(hc.args) == 0 {
+		return nil
+	}
+	if hc.interval <= 0 {
+		hc.interval = defaultHealthInterval
+	}
+	if hc.timeout <= 0 {
+		hc.timeout = defaultHealthTimeout
+	}
+	if hc.retries <= 0 {
+		hc.retries = defaultHealthRetries
+	}
+	return hc
+}
+
+// startHealth runs the container's health check every interval while it
+// runs; the returned func stops it.
+func (m *monitor) startHealth(ctx context.Context) (stop func()) {
+	hc := healthOf(m.c)
+	if hc == nil {
 		return func() {}
 	}
-	interval, timeout, retries := h.Interval, h.Timeout, h.Retries
-	if interval <= 0 {
-		interval = defaultHealthInterval
-	}
-	if timeout <= 0 {
-		timeout = defaultHealthTimeout
-	}
-	if retries <= 0 {
-		retries = defaultHealthRetries
-	}
-	started := time.Now()
-	m.e.updateState(m.c.ID, func(s *State) error { s.Health = &Health{Status: "starting"}; return nil })
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(interval)
+		t := time.NewTicker(hc.interval)
 		defer t.Stop()
 		for {
 			select {
@@ -62,39 +76,60 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 				return
 			case <-t.C:
 			}
-			res := m.check(ctx, args, timeout)
-			inStart := time.Since(started) < h.StartPeriod
-			var before, after string
-			m.e.updateState(m.c.ID, func(s *State) error {
-				if s.Health == nil {
-					s.Health = &Health{Status: "starting"}
-				}
-				hs := s.Health
-				before = hs.Status
-				hs.Log = append(hs.Log, res)
-				if len(hs.Log) > healthLogKeep {
-					hs.Log = hs.Log[len(hs.Log)-healthLogKeep:]
-				}
-				switch {
-				case res.ExitCode == 0:
-					hs.Status, hs.FailingStreak = "healthy", 0
-				case inStart:
-					// Failures while the container starts up do not count.
-				default:
-					hs.FailingStreak++
-					if hs.FailingStreak >= retries {
-						hs.Status = "unhealthy"
-					}
-				}
-				after = hs.Status
-				return nil
-			})
-			if after != before {
-				m.e.emit("health_status: "+after, m.c, nil)
-			}
+			m.checkHealth(ctx, hc)
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// checkHealth runs the health check once and records the result in the
+// container's state.
+func (m *monitor) checkHealth(ctx context.Context, hc *healthCheck) {
+	res := m.check(ctx, hc.args, hc.timeout)
+	var before, after string
+	m.e.updateState(m.c.ID, func(s *State) error {
+		if s.Health == nil {
+			s.Health = &Health{Status: "starting"}
+		}
+		hs := s.Health
+		before = hs.Status
+		hs.Log = append(hs.Log, res)
+		if len(hs.Log) > healthLogKeep {
+			hs.Log = hs.Log[len(hs.Log)-healthLogKeep:]
+		}
+		switch {
+		case res.ExitCode == 0:
+			hs.Status, hs.FailingStreak = "healthy", 0
+		case res.Start.Sub(s.StartedAt) < hc.startPeriod:
+			// Failures while the container starts up do not count.
+		default:
+			hs.FailingStreak++
+			if hs.FailingStreak >= hc.retries {
+				hs.Status = "unhealthy"
+			}
+		}
+		after = hs.Status
+		return nil
+	})
+	if after != before {
+		m.e.emit("health_status: "+after, m.c, nil)
+	}
+}
+
+// checkHealthOnce is a resting monitor's health check (see package idle):
+// one check in a process of its own.
+func (e *Engine) checkHealthOnce(ctx context.Context, id string) error {
+	c, _, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	hc := healthOf(c)
+	if st, err := e.state(id); err != nil || hc == nil || !st.Running() {
+		return err
+	}
+	m := &monitor{e: e, c: c, reaper: newReaper()}
+	m.checkHealth(ctx, hc)
+	return nil
 }
 
 // check runs the health check command once in the container.

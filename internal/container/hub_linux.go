@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ type hub struct {
 	out      func(stream string, p []byte)
 	onSignal func(sig int)
 	dirFd    *os.File // the container directory, for short socket paths
+	// idle gets a value when the last client has gone.
+	idle chan struct{}
+	// accepting is closed when the accepting goroutine has returned.
+	accepting chan struct{}
 }
 
 // shortPath returns a path for name in the directory open as dirFd that
@@ -37,29 +42,98 @@ func shortPath(dirFd *os.File, name string) string {
 	return fmt.Sprintf("/proc/%d/fd/%d/%s", os.Getpid(), dirFd.Fd(), name)
 }
 
-func newHub(dir string, tty bool) (*hub, error) {
+// newHub listens on the container's attach socket, or, given the listener
+// of an earlier incarnation of the monitor (see rest), goes on with it.
+func newHub(dir string, tty bool, listener *os.File) (*hub, error) {
 	d, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	os.Remove(filepath.Join(dir, attachSock))
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: shortPath(d, attachSock), Net: "unix"})
+	h := &hub{tty: tty, conns: map[net.Conn]*frameWriter{}, dirFd: d, idle: make(chan struct{}, 1)}
+	if listener != nil {
+		err = h.listen(listener)
+	} else {
+		os.Remove(filepath.Join(dir, attachSock))
+		h.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: shortPath(d, attachSock), Net: "unix"})
+		if err == nil {
+			h.accept()
+		}
+	}
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("attach socket: %w", err)
 	}
-	ln.SetUnlinkOnClose(false)
-	h := &hub{ln: ln, tty: tty, conns: map[net.Conn]*frameWriter{}, dirFd: d}
+	return h, nil
+}
+
+// listen goes on with an inherited listener: the clients already waiting
+// are served before it returns, so that the caller sees them.
+func (h *hub) listen(f *os.File) error {
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	ln, ok := l.(*net.UnixListener)
+	if !ok {
+		l.Close()
+		return errors.New("not a unix socket")
+	}
+	h.ln = ln
+	for pending(ln) {
+		conn, err := ln.Accept()
+		if err != nil {
+			break
+		}
+		h.adoptConn(conn)
+	}
+	h.accept()
+	return nil
+}
+
+// pending reports whether a client waits to be accepted on ln.
+func pending(ln *net.UnixListener) bool {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+	})
+	return n > 0
+}
+
+// accept serves the clients that connect, until stopAccepting.
+func (h *hub) accept() {
+	h.ln.SetUnlinkOnClose(false)
+	done := make(chan struct{})
+	h.accepting = done
 	go func() {
+		defer close(done)
 		for {
-			conn, err := ln.Accept()
+			conn, err := h.ln.Accept()
 			if err != nil {
 				return
 			}
 			h.adoptConn(conn)
 		}
 	}()
-	return h, nil
+}
+
+// stopAccepting hands the listener over as an inheritable descriptor,
+// unless a client is attached: then it goes on accepting and returns -1.
+func (h *hub) stopAccepting() (int, error) {
+	fd, err := dupFd(h.ln)
+	if err != nil {
+		return -1, err
+	}
+	h.ln.Close()
+	<-h.accepting
+	if h.clients() == 0 {
+		return fd, nil
+	}
+	return -1, h.listen(os.NewFile(uintptr(fd), "attach"))
 }
 
 // adopt serves an inherited connection as an attached client.
@@ -113,9 +187,29 @@ func (h *hub) serve(conn net.Conn) {
 
 func (h *hub) drop(conn net.Conn) {
 	h.mu.Lock()
-	delete(h.conns, conn)
+	h.dropLocked(conn)
 	h.mu.Unlock()
+}
+
+func (h *hub) dropLocked(conn net.Conn) {
+	if _, ok := h.conns[conn]; !ok {
+		return
+	}
+	delete(h.conns, conn)
 	conn.Close()
+	if len(h.conns) == 0 {
+		select {
+		case h.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// clients is the number of attached clients.
+func (h *hub) clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
 }
 
 // broadcast sends output to every client; a client that cannot take it
@@ -126,8 +220,7 @@ func (h *hub) broadcast(kind byte, p []byte) {
 	for conn, fw := range h.conns {
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if err := fw.write(kind, p); err != nil {
-			delete(h.conns, conn)
-			conn.Close()
+			h.dropLocked(conn)
 		}
 	}
 }
@@ -151,7 +244,7 @@ func (h *hub) close() {
 type ctrIO struct {
 	h                     *hub
 	stdin, stdout, stderr *os.File // the container's ends
-	parentEnds            []*os.File
+	outs                  []outEnd // this side's ends of its output
 	consoleSocket         string
 	consoleLn             *net.UnixListener
 	master                chan *os.File
@@ -200,18 +293,28 @@ func (h *hub) containerIO(openStdin bool) (*ctrIO, error) {
 		} else {
 			cio.stderr = w
 		}
-		cio.parentEnds = append(cio.parentEnds, r)
-		cio.copy(stream, r)
+		cio.follow(outEnd{r, stream})
 	}
 	return cio, nil
 }
 
-// copy forwards one of the container's output streams.
-func (cio *ctrIO) copy(stream string, r io.Reader) {
+// outEnd is the monitor's end of one of the container's output streams.
+type outEnd struct {
+	f      *os.File
+	stream string
+}
+
+// follow forwards one of the container's output streams until it ends or
+// pause stops it.
+func (cio *ctrIO) follow(o outEnd) {
+	if !slices.Contains(cio.outs, o) {
+		cio.outs = append(cio.outs, o)
+	}
 	kind := byte(frameStdout)
-	if stream == "stderr" {
+	if o.stream == "stderr" {
 		kind = frameStderr
 	}
+	stream, r := o.stream, o.f
 	cio.copies.Add(1)
 	go func() {
 		defer cio.copies.Done()
@@ -243,6 +346,10 @@ func (cio *ctrIO) receiveMaster() {
 	if err == nil {
 		if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil && len(msgs) > 0 {
 			if fds, ferr := unix.ParseUnixRights(&msgs[0]); ferr == nil && len(fds) > 0 {
+				// Non-blocking, so that its reads can be interrupted
+				// (pause) and it can be polled.
+				unix.SetNonblock(fds[0], true)
+				unix.CloseOnExec(fds[0])
 				cio.master <- os.NewFile(uintptr(fds[0]), "pty-master")
 				return
 			}
@@ -275,11 +382,23 @@ func (cio *ctrIO) afterStart() error {
 		cio.h.mu.Lock()
 		cio.h.pty, cio.h.stdin = pty, pty
 		cio.h.mu.Unlock()
-		cio.parentEnds = append(cio.parentEnds, pty)
-		cio.copy("stdout", pty)
+		cio.follow(outEnd{pty, "stdout"})
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("the runtime sent no terminal on the console socket")
+	}
+}
+
+// pause stops forwarding the container's output and returns once nothing
+// read is left unwritten; what the container writes meanwhile waits in the
+// pipes. follow starts again.
+func (cio *ctrIO) pause() {
+	for _, o := range cio.outs {
+		o.f.SetReadDeadline(time.Now())
+	}
+	cio.copies.Wait()
+	for _, o := range cio.outs {
+		o.f.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -300,8 +419,8 @@ func (cio *ctrIO) close() {
 	}
 	cio.h.stdin, cio.h.pty = nil, nil
 	cio.h.mu.Unlock()
-	for _, f := range cio.parentEnds {
-		f.Close()
+	for _, o := range cio.outs {
+		o.f.Close()
 	}
 	if cio.consoleLn != nil {
 		cio.consoleLn.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/container/logfile"
@@ -39,6 +41,7 @@ type startReport struct {
 // monitor keeps one container: it starts it through the runtime, copies
 // its output to the log and to attached clients, waits for it to exit,
 // records how, restarts it as its policy says, and cleans up after it.
+// While nothing but copying is to be done it rests in package idle.
 type monitor struct {
 	e      *Engine
 	c      *Container
@@ -49,13 +52,33 @@ type monitor struct {
 	stop   chan os.Signal
 	// logLine writes a line of berth's own to the container's log.
 	logLine func(string)
+	// backoff is the wait before the next restart.
+	backoff time.Duration
+	// maxSize and maxFiles are the log's rotation (logfile.ParseOptions).
+	maxSize  int64
+	maxFiles int
 }
 
 // Monitor runs the monitor of container id; it is the body of the hidden
 // `berth container-monitor` command that Start runs, and returns when the
-// container has exited for good.
+// container has exited for good. The same command goes on after a rest
+// (see package idle), or runs a resting monitor's health check.
 func (e *Engine) Monitor(ctx context.Context, id string) error {
-	sync := os.NewFile(monitorSyncFd, "sync")
+	// Descriptors the caller left open without close-on-exec (a shell's,
+	// a pipeline's) must not reach the container or be held by the
+	// monitor for as long as the container runs.
+	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if os.Getenv(healthEnv) != "" {
+		return e.checkHealthOnce(ctx, id)
+	}
+	rs, err := resumed()
+	if err != nil {
+		return err
+	}
+	var sync *os.File
+	if rs == nil {
+		sync = os.NewFile(monitorSyncFd, "sync")
+	}
 	report := func(r startReport) {
 		if sync != nil {
 			json.NewEncoder(sync).Encode(r)
@@ -63,14 +86,14 @@ func (e *Engine) Monitor(ctx context.Context, id string) error {
 			sync = nil
 		}
 	}
-	err := e.monitor(ctx, id, report)
+	err = e.monitor(ctx, id, rs, report)
 	if err != nil {
 		report(startReport{Error: err.Error(), Class: errClass(err)})
 	}
 	return err
 }
 
-func (e *Engine) monitor(ctx context.Context, id string, report func(startReport)) error {
+func (e *Engine) monitor(ctx context.Context, id string, rs *restState, report func(startReport)) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("monitor: subreaper: %w", err)
 	}
@@ -79,17 +102,22 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 	if err != nil {
 		return err
 	}
-	m := &monitor{e: e, c: c, dir: e.dir(id), reaper: newReaper(), stop: make(chan os.Signal, 1)}
+	m := &monitor{e: e, c: c, dir: e.dir(id), reaper: newReaper(), stop: make(chan os.Signal, 1),
+		backoff: 100 * time.Millisecond}
 	signal.Notify(m.stop, unix.SIGUSR1)
-	maxSize, maxFiles, err := logfile.ParseOptions(c.Host.LogOpts)
-	if err != nil {
+	if m.maxSize, m.maxFiles, err = logfile.ParseOptions(c.Host.LogOpts); err != nil {
 		return err
 	}
-	if m.log, err = logfile.NewWriter(filepath.Join(m.dir, logFile), maxSize, maxFiles); err != nil {
+	if m.log, err = logfile.NewWriter(filepath.Join(m.dir, logFile), m.maxSize, m.maxFiles); err != nil {
 		return err
 	}
 	defer m.log.Close()
-	if m.hub, err = newHub(m.dir, c.Config.Tty); err != nil {
+	var listener *os.File
+	if rs != nil {
+		listener = rs.file(rs.Listener, "attach")
+		m.backoff = rs.Backoff
+	}
+	if m.hub, err = newHub(m.dir, c.Config.Tty, listener); err != nil {
 		return err
 	}
 	defer m.hub.close()
@@ -97,10 +125,10 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 	m.hub.out = func(stream string, p []byte) { streams[stream].Write(p) }
 	m.logLine = func(line string) { streams["stderr"].Write([]byte(line + "\n")) }
 	m.hub.onSignal = func(sig int) { e.signal(context.Background(), c, unix.Signal(sig)) }
-	if os.Getenv(attachEnv) != "" {
+	if rs == nil && os.Getenv(attachEnv) != "" {
 		m.hub.adopt(os.NewFile(monitorAttachFd, "attach"))
 	}
-	code, err := m.run(ctx, report)
+	code, err := m.run(ctx, rs, report)
 	st, _ := e.state(id)
 	e.releaseLocal(ctx, c)
 	if c.Host.AutoRemove {
@@ -115,14 +143,23 @@ func (e *Engine) monitor(ctx context.Context, id string, report func(startReport
 	return err
 }
 
-// run starts the container, and starts it again as long as its restart
-// policy says so; it returns the last exit status, or why the container
-// could not start the first time.
-func (m *monitor) run(ctx context.Context, report func(startReport)) (int, error) {
-	backoff := 100 * time.Millisecond
-	for first := true; ; first = false {
-		started := time.Now()
-		code, err := m.once(ctx, first, report)
+// run starts the container, or goes on with the one a rest left running,
+// and starts it again as long as its restart policy says so; it returns the
+// last exit status, or why the container could not start the first time.
+func (m *monitor) run(ctx context.Context, rs *restState, report func(startReport)) (int, error) {
+	for first := rs == nil; ; first = false {
+		var code int
+		var err error
+		if rs != nil {
+			var exited <-chan unix.WaitStatus = rs.exited
+			if exited == nil {
+				exited = m.reaper.wait(rs.Pid)
+			}
+			code = m.watch(ctx, m.hub.resumeIO(rs), rs.Pid, exited, false)
+			rs = nil
+		} else {
+			code, err = m.once(ctx, first, report)
+		}
 		if err != nil {
 			m.setExited(255, err.Error(), false)
 			if first {
@@ -136,20 +173,20 @@ func (m *monitor) run(ctx context.Context, report func(startReport)) (int, error
 		}
 		// Docker's backoff: double from 100 ms up to a minute, back to the
 		// start after a run of at least 10 s.
-		if time.Since(started) >= 10*time.Second {
-			backoff = 100 * time.Millisecond
+		if st.FinishedAt.Sub(st.StartedAt) >= 10*time.Second {
+			m.backoff = 100 * time.Millisecond
 		}
 		m.e.updateState(m.c.ID, func(s *State) error {
 			s.Status, s.RestartCount = Restarting, s.RestartCount+1
 			return nil
 		})
 		select {
-		case <-time.After(backoff):
+		case <-time.After(m.backoff):
 		case <-m.stop:
 			m.e.updateState(m.c.ID, func(s *State) error { s.Status = Exited; return nil })
 			return code, nil
 		}
-		backoff = min(2*backoff, time.Minute)
+		m.backoff = min(2*m.backoff, time.Minute)
 	}
 }
 
@@ -175,37 +212,77 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	if err != nil {
 		return 0, err
 	}
-	defer cio.close()
 	pidFile := filepath.Join(m.dir, "pid")
 	os.Remove(pidFile)
 	if err := m.runContainer(ctx, cio, pidFile); err != nil {
 		cio.closeChildEnds()
+		cio.close()
 		m.e.deleteRuntimeState(context.Background(), c)
 		return 0, err
 	}
 	cio.closeChildEnds()
 	if err := cio.afterStart(); err != nil {
+		cio.close()
 		m.e.deleteRuntimeState(context.Background(), c)
 		return 0, err
 	}
 	b, err := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
+		cio.close()
 		return 0, fmt.Errorf("runtime wrote no pid file")
 	}
 	exited := m.reaper.wait(pid)
 	m.e.updateState(c.ID, func(s *State) error {
 		s.Status, s.Pid, s.StartedAt, s.Monitor, s.Error = Running, pid, time.Now().UTC(), self(), ""
 		s.ExitCode, s.OOMKilled = 0, false
+		if healthOf(c) != nil {
+			s.Health = &Health{Status: "starting"}
+		}
 		return nil
 	})
 	m.e.emit("start", c, nil)
 	if first {
 		report(startReport{Pid: pid})
 	}
+	return m.watch(ctx, cio, pid, exited, true), nil
+}
+
+// watch follows the running container pid until it exits, and records
+// how. Whenever no client is attached it rests (see rest); fresh is false
+// when it goes on after a rest.
+func (m *monitor) watch(ctx context.Context, cio *ctrIO, pid int, exited <-chan unix.WaitStatus, fresh bool) int {
+	defer cio.close()
+	c := m.c
+	stopWatch, watched := func() {}, (<-chan struct{})(nil)
+	if fresh {
+		stopWatch, watched = m.watchLoopback()
+	}
 	stopHealth := m.startHealth(ctx)
-	stopWatch := m.watchLoopback()
-	ws := <-exited
+	var ws unix.WaitStatus
+wait:
+	for resting := true; ; {
+		select {
+		case ws = <-exited:
+			break wait
+		default:
+		}
+		if resting && watched == nil && m.hub.clients() == 0 {
+			stopHealth()
+			if err := m.rest(cio, pid); err != nil { // returns only if it did not rest
+				m.logLine("berth: monitor: " + err.Error())
+				resting = false
+			}
+			stopHealth = m.startHealth(ctx)
+		}
+		select {
+		case ws = <-exited:
+			break wait
+		case <-m.hub.idle:
+		case <-watched:
+			watched = nil
+		}
+	}
 	stopWatch()
 	stopHealth()
 	cio.drain(2 * time.Second)
@@ -218,7 +295,7 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 		m.e.emit("oom", c, nil)
 	}
 	m.e.emit("die", c, map[string]string{"exitCode": strconv.Itoa(code)})
-	return code, nil
+	return code
 }
 
 func (m *monitor) setExited(code int, msg string, oom bool) {
@@ -340,18 +417,19 @@ func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, pidFile string) 
 // watchLoopback looks, a few times in the first seconds after the start,
 // for published ports whose application listens on 127.0.0.1 only inside
 // the container (the seeds' "bind to 0.0.0.0" pitfall), and says so in
-// the container's log and state. The returned func stops it.
-func (m *monitor) watchLoopback() (stop func()) {
+// the container's log and state. The returned func stops it; the channel
+// is closed when it is done.
+func (m *monitor) watchLoopback() (stop func(), done <-chan struct{}) {
 	if len(m.c.Host.Ports) == 0 && !m.c.Host.PublishAll {
-		return func() {}
+		return func() {}, nil
 	}
-	done := make(chan struct{})
+	quit := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		for _, d := range []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second} {
 			select {
-			case <-done:
+			case <-quit:
 				return
 			case <-time.After(d):
 			}
@@ -371,5 +449,6 @@ func (m *monitor) watchLoopback() (stop func()) {
 			return
 		}
 	}()
-	return func() { close(done); <-finished }
+	var once sync.Once
+	return func() { once.Do(func() { close(quit) }); <-finished }, finished
 }

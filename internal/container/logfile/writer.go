@@ -133,12 +133,12 @@ func (w *Writer) Stream(name string) io.Writer {
 	return s
 }
 
-// Close flushes every stream's unterminated line as an entry without a
-// newline and closes the file. Closing a closed Writer does nothing.
-func (w *Writer) Close() error {
-	if w.closed.Swap(true) {
-		return nil
-	}
+// Path is the log's path.
+func (w *Writer) Path() string { return w.path }
+
+// Flush writes every stream's unterminated line as an entry without a
+// newline, as Close does, and leaves the Writer open.
+func (w *Writer) Flush() error {
 	w.mu.Lock()
 	streams := w.streams
 	w.mu.Unlock()
@@ -146,6 +146,16 @@ func (w *Writer) Close() error {
 	for _, s := range streams {
 		errs = append(errs, s.flush())
 	}
+	return errors.Join(errs...)
+}
+
+// Close flushes every stream's unterminated line as an entry without a
+// newline and closes the file. Closing a closed Writer does nothing.
+func (w *Writer) Close() error {
+	if w.closed.Swap(true) {
+		return nil
+	}
+	errs := []error{w.Flush()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	errs = append(errs, w.f.Close())
