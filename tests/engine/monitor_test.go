@@ -2,11 +2,16 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/container/logfile"
 )
 
 // monitorThreads returns the number of threads of container id's monitor,
@@ -94,4 +99,87 @@ func TestMonitorRest(t *testing.T) {
 	if n := e.monitorThreads(rot); n != 1 {
 		t.Errorf("rot's monitor: %d threads", n)
 	}
+}
+
+// TestMonitorRestLogBytes feeds the same hostile bytes to the resting
+// monitor's C writer and to logfile.Writer, and compares the entries read
+// back: the same lines, cut at the same places, with the same replacements.
+func TestMonitorRestLogBytes(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	data := hostileOutput()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "data"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := e.must("run", "-d", "--name", "bytes", "--network", "none", "-v", dir+":/in:ro", img, "sh", "-c",
+		"until [ -e /in/go ]; do sleep 0.05; done; cat /in/data; exec sleep 100")
+	eventually(t, 5*time.Second, "the monitor at rest", func() bool { return e.monitorThreads(id) == 1 })
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ref := filepath.Join(t.TempDir(), "ref.log")
+	w, err := logfile.NewWriter(ref, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stream("stdout").Write(data)
+	w.Close()
+	want := readEntries(t, ref)
+	var got []logfile.Entry
+	eventually(t, 10*time.Second, "all of it in the log", func() bool {
+		got = readEntries(t, filepath.Join(e.root, "containers", id, "ctr.log"))
+		return len(got) >= len(want)
+	})
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Stream != want[i].Stream || !bytes.Equal(got[i].Line, want[i].Line) {
+			t.Fatalf("entry %d: %s, %d bytes ending %q; want %s, %d bytes ending %q", i, got[i].Stream, len(got[i].Line),
+				got[i].Line[max(0, len(got[i].Line)-16):], want[i].Stream, len(want[i].Line), want[i].Line[max(0, len(want[i].Line)-16):])
+		}
+	}
+	if n := e.monitorThreads(id); n != 1 {
+		t.Errorf("monitor: %d threads", n)
+	}
+}
+
+// hostileOutput is what a container may write: random bytes (invalid
+// UTF-8, control characters, JSON's special characters), lines longer than
+// logfile.MaxLine with a multi-byte character across the cut, and valid
+// text; it ends with a newline, so that no line is left unterminated.
+func hostileOutput() []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	var b bytes.Buffer
+	for i := 0; i < 40; i++ {
+		b.WriteString("\n") // each case starts a line
+		switch i % 4 {
+		case 0:
+			for j := 0; j < 2000; j++ {
+				b.WriteByte(byte(r.IntN(256)))
+			}
+		case 1:
+			b.WriteString(strings.Repeat("a", logfile.MaxLine-1-i%3) + "☃€\"\\<>&\u2028 end\n")
+		case 2:
+			b.WriteString("héllo \t wörld \x00\x1f\x7f {\"json\": true}\n")
+		case 3:
+			b.Write(bytes.Repeat([]byte{0xe2, 0x98}, 9000)) // truncated characters, no newline for 18000 bytes
+		}
+	}
+	b.WriteString("\n")
+	return b.Bytes()
+}
+
+func readEntries(t *testing.T, path string) []logfile.Entry {
+	t.Helper()
+	var es []logfile.Entry
+	if err := logfile.Read(context.Background(), path, logfile.ReadOptions{Tail: -1}, func(e logfile.Entry) error {
+		es = append(es, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return es
 }
