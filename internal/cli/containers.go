@@ -50,7 +50,7 @@ func newRun(g *globals) *cobra.Command {
 		Short: "Create and start a container",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, c, err := g.create(cmd, &r, args)
+			e, c, err := g.create(cmd, &r, args, true)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,9 @@ func newRun(g *globals) *cobra.Command {
 
 // create resolves the image (pulling it if it is missing) and creates the
 // container the flags describe.
-func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*container.Engine, *container.Container, error) {
+// With start, the container's monitor is started first, to come up while
+// the container is made.
+func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start bool) (*container.Engine, *container.Container, error) {
 	o, err := r.options(cmd, args)
 	if err != nil {
 		return nil, nil, err
@@ -83,6 +85,11 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string) (*conta
 	e, err := g.engine()
 	if err != nil {
 		return nil, nil, err
+	}
+	if start {
+		// Only a head start: if it fails, Start starts a monitor itself
+		// and reports what goes wrong then.
+		_ = e.Prestart()
 	}
 	s := e.Images()
 	img, err := s.Get(args[0])
@@ -202,7 +209,7 @@ func newCreate(g *globals) *cobra.Command {
 		Short: "Create a container without starting it",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, c, err := g.create(cmd, &r, args)
+			_, c, err := g.create(cmd, &r, args, false)
 			if err != nil {
 				return err
 			}

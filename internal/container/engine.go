@@ -41,6 +41,8 @@ type Engine struct {
 	images                 *image.Store
 	nets                   Networks
 	berth                  []string
+	// early is a monitor started ahead of its container (Prestart).
+	early *earlyMonitor
 }
 
 // New opens the engine's state under o.Root and o.RunRoot.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,8 +100,14 @@ func (m *monitor) rest(cio *ctrIO, pid int) error {
 				env = append(env, kv)
 			}
 		}
+		// berth stop's nudge for a restart back-off (SIGUSR1) must not kill
+		// the process while it re-executes: ignored, it stays ignored
+		// through the rest, whose loop has no use for it, and through
+		// its way back, until Notify takes it again.
+		signal.Ignore(unix.SIGUSR1)
 		return unix.Exec("/proc/self/exe", os.Args, env)
 	}()
+	signal.Notify(m.stop, unix.SIGUSR1)
 	for _, fd := range dups[1:] {
 		unix.Close(fd)
 	}

@@ -262,8 +262,9 @@ void berth_idle(int argc, char **argv) {
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGUSR1); /* berth stop's nudge for a restart back-off: none here */
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* SIGUSR1, berth stop's nudge for a restart back-off, comes ignored
+	 * from the Go code and stays so until it is back there. */
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	int tfd = -1;
 	if (health_ns > 0) {

@@ -44,10 +44,18 @@ func (e *env) monitorThreads(id string) int {
 func TestMonitorRest(t *testing.T) {
 	e := newEnv(t)
 	img := e.busybox()
-	script := `printf 'plain\n'; printf 'q"b\\\\ \t<&>\001\n'; printf 'bad \377 utf8 ☃\n'; printf 'to stderr\n' >&2; ` +
+	// Each container writes once its monitor rests and the test says go.
+	dir := t.TempDir()
+	wait := "until [ -e /in/go ]; do sleep 0.05; done; "
+	script := wait + `printf 'plain\n'; printf 'q"b\\\\ \t<&>\001\n'; printf 'bad \377 utf8 ☃\n'; printf 'to stderr\n' >&2; ` +
 		`printf 'partial'; sleep 1; printf ' done\n'; head -c 20000 /dev/zero | tr '\0' x; echo; echo end; exec sleep 100`
-	id := e.must("run", "-d", "--name", "log", "--network", "none", img, "sh", "-c", script)
-	eventually(t, 5*time.Second, "the monitor at rest", func() bool { return e.monitorThreads(id) == 1 })
+	id := e.must("run", "-d", "--name", "log", "--network", "none", "-v", dir+":/in:ro", img, "sh", "-c", script)
+	rot := e.must("run", "-d", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "--network", "none",
+		"-v", dir+":/in:ro", img, "sh", "-c", wait+"i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; exec sleep 100")
+	eventually(t, 5*time.Second, "the monitors at rest", func() bool { return e.monitorThreads(id) == 1 && e.monitorThreads(rot) == 1 })
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 5*time.Second, "the last line", func() bool { return strings.HasSuffix(e.must("logs", "log"), "end") })
 	out, errOut, _ := e.run("logs", "log")
 	want := "plain\nq\"b\\\\ \t<&>\x01\nbad \uFFFD utf8 ☃\npartial done\n" + strings.Repeat("x", 20000) + "\nend\n"
@@ -84,8 +92,6 @@ func TestMonitorRest(t *testing.T) {
 	})
 
 	// Rotation at rest: 2 files of at most 1 KiB.
-	rot := e.must("run", "-d", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "--network", "none", img,
-		"sh", "-c", "sleep 0.5; i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; exec sleep 100")
 	eventually(t, 5*time.Second, "the last rotated line", func() bool { return strings.HasSuffix(e.must("logs", "rot"), "line 99") })
 	logs, _ := filepath.Glob(filepath.Join(e.root, "containers", rot, "ctr.log*"))
 	if len(logs) != 2 {
