@@ -30,6 +30,10 @@ func FuzzApplyLayer(f *testing.F) {
 		{unpackDir("o/"), unpackFile("o/.wh..wh..opq", ""), unpackFile(".wh.gone", "")},
 		{{Header: tar.Header{Typeflag: tar.TypeChar, Name: "null", Devmajor: 1, Devminor: 3, Mode: 0o666}}},
 		{{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o4777, Uid: 1, Gid: 2}}},
+		// Directories open for earlier entries, then replaced or removed.
+		{unpackFile("d/e/f", "x"), unpackSymlink("d", "../sentinel"), unpackFile("d/e/g", "owned")},
+		{unpackFile("d/e/f", "x"), unpackFile(".wh.d", ""), unpackDir("d/"), unpackFile("d/e/g", "y")},
+		{unpackDir("s/"), unpackFile("s/f", "x"), {Header: tar.Header{Typeflag: tar.TypeDir, Name: "s/", Mode: 0o2775, Gid: 50}}, unpackFile("s/g", "")},
 	}
 	for _, s := range seeds {
 		data := unpackTestTar(f, s...)

@@ -5,10 +5,11 @@ package image
 // (containerd's archive and moby's pkg/archive) come with the rest of
 // containerd or moby, and the small ones either unpack to a merged tree or
 // confine paths by string checks, which a symlink planted by an earlier
-// entry defeats. Here the kernel does the confinement: every entry is
-// reached from a descriptor of the layer directory with
-// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so no name and no symlink in the
-// layer can lead a write outside it.
+// entry defeats. Here the kernel does the confinement: every directory an
+// entry is written in is opened from a descriptor of the layer directory
+// with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so no name and no symlink in
+// the layer can lead a write outside it, and stays open for the entries
+// after it only until an entry removes it or a directory above it.
 
 import (
 	"archive/tar"
@@ -148,11 +149,44 @@ func unpackRefuse(format string, args ...any) error {
 
 // layerUnpacker writes the entries of one layer below root, a descriptor
 // of the layer directory.
+//
+// Beyond inflating, unpacking costs system calls (a layer holds thousands
+// of small files, and they are dear in the VMs berth runs in), so an entry
+// takes as few as it can: the directory it goes in usually comes from a
+// small cache of open directories (a tar lists a directory's entries
+// together), it is created with its permission bits, and chown and chmod
+// are called only when creating it did not already give it the owner and
+// mode of its header.
 type layerUnpacker struct {
-	root int
-	dirs []unpackDirTimes // set last, once the directories' content is written
-	buf  []byte
+	root    int
+	parents []*unpackParent  // open directories, most recently used first
+	dirs    []unpackDirTimes // set last, once the directories' content is written
+	buf     []byte
+
+	// What a new entry gets without chown and chmod: our owner and group
+	// and its mode less the umask, read when unpacking starts (the
+	// processes that pull never change it), unless a default ACL decides.
+	uid, gid int
+	umask    uint32
+	acl      bool
 }
+
+// unpackParent is an open directory of the layer and what an entry
+// created in it inherits from it.
+type unpackParent struct {
+	rel  string // its path in the layer
+	fd   int    // O_PATH, opened by openDir
+	mode uint32 // set-group-ID passes its group, and to directories the bit
+	gid  uint32
+}
+
+// unpackParentCache is how many directories stay open. It must be at least
+// 2: link and opaque hold one open directory while they open another.
+const unpackParentCache = 16
+
+// unpackACLDefault is the extended attribute that holds a default ACL,
+// which replaces the umask for the entries created in its directory.
+const unpackACLDefault = "system.posix_acl_default"
 
 type unpackDirTimes struct {
 	path  string
@@ -164,10 +198,35 @@ func newLayerUnpacker(dir string) (*layerUnpacker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer directory %s: %w", dir, err)
 	}
-	return &layerUnpacker{root: fd, buf: make([]byte, 256<<10)}, nil
+	u := &layerUnpacker{root: fd, buf: make([]byte, 256<<10), uid: unix.Geteuid(), gid: unix.Getegid(), umask: unpackUmask()}
+	// Getxattr follows the /proc link to the directory itself.
+	_, err = unix.Getxattr(unpackProcPath(fd, ""), unpackACLDefault, nil)
+	u.acl = !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)
+	return u, nil
 }
 
-func (u *layerUnpacker) close() { unix.Close(u.root) }
+// unpackUmask returns the process's umask, read from /proc because
+// umask(2) can only tell it by changing it, for every thread. If /proc
+// cannot tell, it returns 0o777, which makes every new entry get a chmod.
+func unpackUmask() uint32 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m) & 0o777
+			}
+		}
+	}
+	return 0o777
+}
+
+func (u *layerUnpacker) close() {
+	u.forget(".", true)
+	unix.Close(u.root)
+}
 
 // unpack writes every entry of tr.
 func (u *layerUnpacker) unpack(ctx context.Context, tr *tar.Reader) error {
@@ -244,40 +303,71 @@ func (u *layerUnpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return unpackRefuse("the layer's root must be a directory")
 	}
 
-	pfd, err := u.openDir(parent, true)
+	p, err := u.parent(parent, true)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
-	if err := u.clear(pfd, base, hdr.Typeflag == tar.TypeDir); err != nil {
+	if hdr.Typeflag == tar.TypeLink { // the target has the metadata
+		_, err := u.create(p, base, false, func() error { return u.link(p.fd, base, hdr.Linkname) })
 		return err
 	}
-	perm := uint32(hdr.Mode) & 0o7777
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		err = unix.Mkdirat(pfd, base, 0o700)
-		if errors.Is(err, unix.EEXIST) { // a directory seen before: update it
-			err = nil
-		}
-	case tar.TypeReg, tar.TypeCont:
-		err = u.writeFile(pfd, base, r)
-	case tar.TypeSymlink:
-		err = unix.Symlinkat(hdr.Linkname, pfd, base)
-	case tar.TypeLink:
-		return u.link(pfd, base, hdr.Linkname) // the target has the metadata
-	case tar.TypeChar:
-		err = unix.Mknodat(pfd, base, unix.S_IFCHR|perm, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
-	case tar.TypeBlock:
-		err = unix.Mknodat(pfd, base, unix.S_IFBLK|perm, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
-	case tar.TypeFifo:
-		err = unix.Mknodat(pfd, base, unix.S_IFIFO|perm, 0)
-	default:
+	mk := u.maker(p.fd, base, hdr, r)
+	if mk == nil {
 		return unpackRefuse("unsupported entry type %q", hdr.Typeflag)
 	}
+	created, err := u.create(p, base, hdr.Typeflag == tar.TypeDir, mk)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	return u.setMetadata(pfd, base, rel, hdr)
+	if err := u.setMetadata(p, base, rel, hdr, created); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		u.forget(rel, false) // its mode and group, if it is open, are old
+	}
+	return nil
+}
+
+// maker returns the call that creates the entry hdr as base in the
+// directory pfd, with the permission bits of hdr less the umask (set-ID
+// and sticky bits are left to chmod: open and mkdir do not reliably set
+// them), or nil for a type that layers may not hold.
+func (u *layerUnpacker) maker(pfd int, base string, hdr *tar.Header, r io.Reader) func() error {
+	mode := uint32(hdr.Mode) & 0o777
+	dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return func() error { return unix.Mkdirat(pfd, base, mode) }
+	case tar.TypeReg, tar.TypeCont:
+		return func() error { return u.writeFile(pfd, base, mode, r) }
+	case tar.TypeSymlink:
+		return func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) }
+	case tar.TypeChar:
+		return func() error { return unix.Mknodat(pfd, base, unix.S_IFCHR|mode, dev) }
+	case tar.TypeBlock:
+		return func() error { return unix.Mknodat(pfd, base, unix.S_IFBLK|mode, dev) }
+	case tar.TypeFifo:
+		return func() error { return unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0) }
+	}
+	return nil
+}
+
+// create runs mk, which makes base in the directory p. If something is
+// already there (from a lower entry: layers replace freely) it is removed
+// and mk runs again, unless keepDir is set and it is a directory, which is
+// then kept to be updated. Removing only after EEXIST spares the stat
+// that checking first would cost every entry. created reports whether
+// base is new, and so has the owner and mode creating gave it.
+func (u *layerUnpacker) create(p *unpackParent, base string, keepDir bool, mk func() error) (created bool, err error) {
+	err = mk()
+	if !errors.Is(err, unix.EEXIST) {
+		return err == nil, err
+	}
+	kept, err := u.clear(p, base, keepDir)
+	if kept || err != nil {
+		return false, err
+	}
+	return true, mk()
 }
 
 // unpackCheckHeader refuses header values that cannot be written faithfully.
@@ -316,6 +406,49 @@ func unpackOpenat2(dirfd int, p string) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// parent returns the open directory rel of the layer, opening it with
+// openDir (which creates it and the directories above it if create is
+// set) unless it is open already. An open directory leads where rel
+// resolved from root would: nothing in a layer is renamed, and clear
+// forgets a directory, and those below it, before removing it.
+func (u *layerUnpacker) parent(rel string, create bool) (*unpackParent, error) {
+	for i, p := range u.parents {
+		if p.rel == rel {
+			copy(u.parents[1:i+1], u.parents[:i])
+			u.parents[0] = p
+			return p, nil
+		}
+	}
+	fd, err := u.openDir(rel, create)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("directory %q: %w", rel, err)
+	}
+	if n := len(u.parents); n == unpackParentCache {
+		unix.Close(u.parents[n-1].fd)
+		u.parents = u.parents[:n-1]
+	}
+	p := &unpackParent{rel: rel, fd: fd, mode: st.Mode, gid: st.Gid}
+	u.parents = slices.Insert(u.parents, 0, p)
+	return p, nil
+}
+
+// forget closes the directory rel if it is open, and if subtree is set
+// every open directory below it too.
+func (u *layerUnpacker) forget(rel string, subtree bool) {
+	u.parents = slices.DeleteFunc(u.parents, func(p *unpackParent) bool {
+		gone := p.rel == rel || subtree && (rel == "." || strings.HasPrefix(p.rel, rel+"/"))
+		if gone {
+			unix.Close(p.fd)
+		}
+		return gone
+	})
 }
 
 // openDir returns an O_PATH descriptor of the directory rel of the layer,
@@ -379,29 +512,32 @@ func (u *layerUnpacker) dirError(rel string, err error) error {
 	return unpackRefuse("directory %q is not inside the layer: %v", rel, err)
 }
 
-// clear removes what is at base in the directory pfd, unless both it and
-// the new entry are directories.
-func (u *layerUnpacker) clear(pfd int, base string, keepDir bool) error {
+// clear removes what is at base in the directory p, unless keepDir is set
+// and it is a directory, which it then keeps and reports.
+func (u *layerUnpacker) clear(p *unpackParent, base string, keepDir bool) (kept bool, err error) {
 	var st unix.Stat_t
-	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	err = unix.Fstatat(p.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
-	case errors.Is(err, unix.ENOENT):
-		return nil
+	case errors.Is(err, unix.ENOENT): // gone already
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("stat: %w", err)
+		return false, fmt.Errorf("stat: %w", err)
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		err = unix.Unlinkat(pfd, base, 0)
+		err = unix.Unlinkat(p.fd, base, 0)
 	case keepDir:
-		return nil
+		return true, nil
 	default:
-		// RemoveAll never follows a symlink; the /proc link names pfd
+		// Open descriptors of the directory and of those below it would
+		// lead to deleted directories.
+		u.forget(path.Join(p.rel, base), true)
+		// RemoveAll never follows a symlink; the /proc link names p
 		// itself, so the tree removed is inside the layer.
-		err = os.RemoveAll(unpackProcPath(pfd, base))
+		err = os.RemoveAll(unpackProcPath(p.fd, base))
 	}
 	if err != nil {
-		return fmt.Errorf("replacing: %w", err)
+		return false, fmt.Errorf("replacing: %w", err)
 	}
-	return nil
+	return false, nil
 }
 
 // unpackProcPath names base in the directory pfd for calls that have no
@@ -410,19 +546,60 @@ func unpackProcPath(pfd int, base string) string {
 	return "/proc/self/fd/" + strconv.Itoa(pfd) + "/" + base
 }
 
-// writeFile creates the regular file base in pfd with the content of r.
-func (u *layerUnpacker) writeFile(pfd int, base string, r io.Reader) error {
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+// writeFile creates the regular file base in pfd, with the permission bits
+// mode, and the content of r. It fails with EEXIST, before reading r, if
+// base exists.
+func (u *layerUnpacker) writeFile(pfd int, base string, mode uint32, r io.Reader) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), base)
-	// Hide ReadFrom so the buffer is used: the tar reader can't splice.
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, u.buf)
-	if cerr := f.Close(); err == nil {
+	err = u.copyTo(fd, r)
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// copyTo writes the content of r to fd, a write(2) per full buffer: the
+// inflater returns less than a buffer per read, and an *os.File would
+// cost an fcntl or two more per file.
+func (u *layerUnpacker) copyTo(fd int, r io.Reader) error {
+	for {
+		n, rerr := unpackFill(r, u.buf)
+		for b := u.buf[:n]; len(b) > 0; {
+			m, err := unix.Write(fd, b)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				return io.ErrShortWrite
+			}
+			b = b[m:]
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// unpackFill reads from r into buf until buf is full or a read fails.
+func unpackFill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // link makes base in pfd a hard link to target, an earlier entry of the
@@ -436,15 +613,14 @@ func (u *layerUnpacker) link(pfd int, base, target string) error {
 	if rel == "." {
 		return unpackRefuse("hard link to the layer's root")
 	}
-	tfd, err := u.openDir(path.Dir(rel), false)
+	tp, err := u.parent(path.Dir(rel), false)
 	if errors.Is(err, unix.ENOENT) {
 		return unpackRefuse("hard link target %q is not in the layer", target)
 	}
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", target, err)
 	}
-	defer unix.Close(tfd)
-	err = unix.Linkat(tfd, path.Base(rel), pfd, base, 0)
+	err = unix.Linkat(tp.fd, path.Base(rel), pfd, base, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return unpackRefuse("hard link target %q is not in the layer", target)
@@ -462,15 +638,12 @@ func (u *layerUnpacker) whiteout(parent, name string) error {
 	if name == "" || name == "." || name == ".." {
 		return unpackRefuse("whiteout of an invalid name")
 	}
-	pfd, err := u.openDir(parent, true)
+	p, err := u.parent(parent, true)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
-	if err := u.clear(pfd, name, false); err != nil {
-		return err
-	}
-	if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
+	mk := func() error { return unix.Mknodat(p.fd, name, unix.S_IFCHR, 0) }
+	if _, err := u.create(p, name, false, mk); err != nil {
 		return fmt.Errorf("whiteout: %w", err)
 	}
 	return nil
@@ -478,34 +651,74 @@ func (u *layerUnpacker) whiteout(parent, name string) error {
 
 // opaque marks the directory dir as hiding the content of lower layers.
 func (u *layerUnpacker) opaque(dir string) error {
-	fd, err := u.openDir(dir, true)
+	if _, err := u.parent(dir, true); err != nil {
+		return err
+	}
+	p, err := u.parent(path.Dir(dir), false)
 	if err != nil {
 		return err
 	}
-	unix.Close(fd)
-	pfd, err := u.openDir(path.Dir(dir), false)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	if err := unix.Lsetxattr(unpackProcPath(pfd, path.Base(dir)), unpackOpaqueXattr, []byte("y"), 0); err != nil {
+	if err := unix.Lsetxattr(unpackProcPath(p.fd, path.Base(dir)), unpackOpaqueXattr, []byte("y"), 0); err != nil {
 		return fmt.Errorf("opaque directory: setting %s: %w", unpackOpaqueXattr, err)
 	}
 	return nil
 }
 
-// setMetadata gives the new entry base in pfd the owner, mode, extended
-// attributes and times of hdr. Order matters: chown clears the set-ID bits
-// and file capabilities, so mode and attributes follow it.
-func (u *layerUnpacker) setMetadata(pfd int, base, rel string, hdr *tar.Header) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+// setMetadata gives the entry base in p the owner, mode, extended
+// attributes and times of hdr; created says that it is new, so that
+// chown and chmod are needed only where creating it gave it another owner
+// or mode. Order matters: chown clears the set-ID bits and file
+// capabilities, so mode and attributes follow it.
+func (u *layerUnpacker) setMetadata(p *unpackParent, base, rel string, hdr *tar.Header, created bool) error {
+	perm := uint32(hdr.Mode) & 0o7777
+	if !created || hdr.Uid != u.uid || hdr.Gid != u.newGroup(p) {
+		if err := unix.Fchownat(p.fd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		}
 	}
-	if hdr.Typeflag != tar.TypeSymlink { // a symlink's mode means nothing
-		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777, 0); err != nil {
+	// A symlink's mode means nothing.
+	if hdr.Typeflag != tar.TypeSymlink && (!created || u.chmodNeeded(p, perm)) {
+		if err := unix.Fchmodat(p.fd, base, perm, 0); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
+	if err := u.setXattrs(p.fd, base, hdr); err != nil {
+		return err
+	}
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	times := []unix.Timespec{unpackTimespec(atime), unpackTimespec(hdr.ModTime)}
+	if hdr.Typeflag == tar.TypeDir {
+		u.dirs = append(u.dirs, unpackDirTimes{path: rel, times: times})
+		return nil
+	}
+	if err := unix.UtimesNanoAt(p.fd, base, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// newGroup is the group an entry created in p gets: p's if p is
+// set-group-ID, else ours.
+func (u *layerUnpacker) newGroup(p *unpackParent) int {
+	if p.mode&unix.S_ISGID != 0 {
+		return int(p.gid)
+	}
+	return u.gid
+}
+
+// chmodNeeded reports whether an entry created in p lacks some of the
+// permission bits perm: the set-ID and sticky bits, bits the umask took
+// away, whatever a default ACL did instead of the umask, or a set-group-ID
+// bit passed on by p (to directories).
+func (u *layerUnpacker) chmodNeeded(p *unpackParent, perm uint32) bool {
+	return perm&0o7000 != 0 || perm&u.umask != 0 || u.acl || p.mode&unix.S_ISGID != 0
+}
+
+// setXattrs sets the extended attributes of hdr on base in pfd.
+func (u *layerUnpacker) setXattrs(pfd int, base string, hdr *tar.Header) error {
 	keys := make([]string, 0, len(hdr.PAXRecords))
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, unpackXattrPrefix) {
@@ -518,22 +731,13 @@ func (u *layerUnpacker) setMetadata(pfd int, base, rel string, hdr *tar.Header) 
 		if strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
 			return unpackRefuse("extended attribute %s is private to overlayfs", name)
 		}
+		if name == unpackACLDefault {
+			u.acl = true // from now on, entries' modes are checked against no umask
+		}
 		err := unix.Lsetxattr(unpackProcPath(pfd, base), name, []byte(hdr.PAXRecords[k]), 0)
 		if err != nil && !errors.Is(err, unix.ENOTSUP) { // a file system without them loses them, as with Docker
 			return fmt.Errorf("extended attribute %s: %w", name, err)
 		}
-	}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	times := []unix.Timespec{unpackTimespec(atime), unpackTimespec(hdr.ModTime)}
-	if hdr.Typeflag == tar.TypeDir {
-		u.dirs = append(u.dirs, unpackDirTimes{path: rel, times: times})
-		return nil
-	}
-	if err := unix.UtimesNanoAt(pfd, base, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
 }
@@ -545,17 +749,16 @@ func unpackTimespec(t time.Time) unix.Timespec {
 // setDirTimes sets a directory's times once its content is complete. A
 // directory replaced by a later entry keeps that entry's times.
 func (u *layerUnpacker) setDirTimes(d unpackDirTimes) error {
-	pfd, err := u.openDir(path.Dir(d.path), false)
+	p, err := u.parent(path.Dir(d.path), false)
 	if err != nil {
 		return nil // replaced by a later entry
 	}
-	defer unix.Close(pfd)
 	base := path.Base(d.path)
 	var st unix.Stat_t
-	if unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if unix.Fstatat(p.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return nil
 	}
-	if err := unix.UtimesNanoAt(pfd, base, d.times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.UtimesNanoAt(p.fd, base, d.times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times: %w", err)
 	}
 	return nil

@@ -6,9 +6,11 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -526,5 +528,232 @@ func TestApplyLayerCancelled(t *testing.T) {
 	_, _, err := ApplyLayer(ctx, t.TempDir(), bytes.NewReader(unpackTestTar(t, unpackFile("a", "b"))))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("ApplyLayer = %v, want cancelled", err)
+	}
+}
+
+// unpackStat returns the type and permission bits, owner and content of
+// name in layer.
+func unpackStat(t *testing.T, layer, name string) (mode, uid, gid uint32, content string) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(layer, name), &st); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		b, err := os.ReadFile(filepath.Join(layer, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		content = string(b)
+	}
+	return st.Mode, st.Uid, st.Gid, content
+}
+
+// TestApplyLayerReplace checks entries that replace an earlier entry of
+// the same layer, and entries in directories that an earlier entry
+// replaced or removed while they were open.
+func TestApplyLayerReplace(t *testing.T) {
+	unpackNeedRoot(t)
+	owned := func(e unpackTestEntry, uid, gid int, mode int64) unpackTestEntry {
+		e.Uid, e.Gid, e.Mode = uid, gid, mode
+		return e
+	}
+	type want struct {
+		name           string
+		mode, uid, gid uint32
+		content        string
+	}
+	tests := []struct {
+		name    string
+		entries []unpackTestEntry
+		want    []want
+		absent  []string
+	}{
+		{"file over a file of another owner", []unpackTestEntry{
+			owned(unpackFile("f", "old"), 1000, 1000, 0o4755),
+			owned(unpackFile("f", "new"), 0, 0, 0o644),
+		}, []want{{"f", unix.S_IFREG | 0o644, 0, 0, "new"}}, nil},
+		{"directory over a directory of another owner", []unpackTestEntry{
+			owned(unpackDir("d/"), 1000, 1000, 0o700),
+			unpackFile("d/x", "x"),
+			owned(unpackDir("d/"), 0, 0, 0o755),
+		}, []want{{"d", unix.S_IFDIR | 0o755, 0, 0, ""}, {"d/x", unix.S_IFREG | 0o644, 0, 0, "x"}}, nil},
+		{"directory over a file", []unpackTestEntry{
+			owned(unpackFile("d", "x"), 5, 5, 0o600),
+			unpackDir("d/"),
+		}, []want{{"d", unix.S_IFDIR | 0o755, 0, 0, ""}}, nil},
+		{"file over an open directory", []unpackTestEntry{
+			unpackDir("d/"), unpackDir("d/sub/"), unpackFile("d/sub/f", "x"),
+			unpackFile("d", "file"),
+		}, []want{{"d", unix.S_IFREG | 0o644, 0, 0, "file"}}, nil},
+		{"symlink over a symlink", []unpackTestEntry{
+			owned(unpackSymlink("l", "a"), 7, 7, 0o777),
+			unpackSymlink("l", "b"),
+		}, []want{{"l", unix.S_IFLNK | 0o777, 0, 0, ""}}, nil},
+		{"hard link over a file", []unpackTestEntry{
+			unpackFile("a", "a"), owned(unpackFile("b", "b"), 3, 3, 0o600),
+			unpackHardlink("b", "a"),
+		}, []want{{"b", unix.S_IFREG | 0o644, 0, 0, "a"}}, nil},
+		{"whiteout of an open directory, made again", []unpackTestEntry{
+			unpackFile("a/b/f", "old"), unpackFile(".wh.a", ""),
+			unpackDir("a/"), unpackFile("a/b/g", "new"),
+		}, []want{{"a/b/g", unix.S_IFREG | 0o644, 0, 0, "new"}}, []string{"a/b/f"}},
+		{"file over an open directory, made again", []unpackTestEntry{
+			unpackFile("a/b/f", "old"), unpackFile("a", "file"),
+			unpackDir("a/"), unpackFile("a/b/g", "new"),
+		}, []want{{"a", unix.S_IFDIR | 0o755, 0, 0, ""}, {"a/b/g", unix.S_IFREG | 0o644, 0, 0, "new"}}, []string{"a/b/f"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			layer := t.TempDir()
+			if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.entries...))); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				mode, uid, gid, content := unpackStat(t, layer, w.name)
+				if mode != w.mode || uid != w.uid || gid != w.gid || content != w.content {
+					t.Errorf("%s: mode %o, owner %d:%d, content %q; want %o, %d:%d, %q",
+						w.name, mode, uid, gid, content, w.mode, w.uid, w.gid, w.content)
+				}
+			}
+			for _, name := range tt.absent {
+				if _, err := os.Lstat(filepath.Join(layer, name)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s: %v, want it gone", name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyLayerOpenDirReplaced checks that a directory that was open for
+// earlier entries and is then removed or replaced by a symlink is never
+// written through.
+func TestApplyLayerOpenDirReplaced(t *testing.T) {
+	unpackNeedRoot(t)
+	tests := []struct {
+		name    string
+		layer   func(sentinel string) []unpackTestEntry
+		wantErr string
+	}{
+		{"by a symlink", func(string) []unpackTestEntry {
+			return []unpackTestEntry{unpackFile("d/f", ""), unpackSymlink("d", "../sentinel"), unpackFile("d/x", "owned")}
+		}, `"d/x": "d" is a symbolic link`},
+		{"an ancestor by a symlink", func(s string) []unpackTestEntry {
+			return []unpackTestEntry{unpackFile("d/sub/f", ""), unpackFile("d/g", ""), unpackSymlink("d", s), unpackFile("d/sub/x", "owned")}
+		}, `"d/sub/x": "d" is a symbolic link`},
+		{"by a whiteout", func(string) []unpackTestEntry {
+			return []unpackTestEntry{unpackFile("d/f", ""), unpackFile(".wh.d", ""), unpackFile("d/x", "")}
+		}, `"d/x": "d" is not a directory`},
+		{"an ancestor by a file", func(string) []unpackTestEntry {
+			return []unpackTestEntry{unpackFile("d/sub/f", ""), unpackFile("d", ""), unpackHardlink("d/sub/x", "d")}
+		}, `"d/sub/x": "d" is not a directory`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base, layer, sentinel := unpackSandbox(t)
+			_, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.layer(sentinel)...)))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("ApplyLayer = %v, want an invalid argument with %s", err, tt.wantErr)
+			}
+			unpackAssertConfined(t, base, sentinel)
+		})
+	}
+}
+
+// TestApplyLayerModes checks that entries get their header's owner and
+// mode whatever creating them gave them: under several umasks, in a
+// set-group-ID directory (whose group and bit new entries inherit) and in
+// a directory with a default ACL (which replaces the umask).
+func TestApplyLayerModes(t *testing.T) {
+	unpackNeedRoot(t)
+	entry := func(e unpackTestEntry, uid, gid int, mode int64) unpackTestEntry {
+		e.Uid, e.Gid, e.Mode = uid, gid, mode
+		return e
+	}
+	// A default ACL of user::rwx group::--- other::--- (the xattr's
+	// binary form: version 2, then tag, permissions and id per entry).
+	acl := entry(unpackDir("acl/"), 0, 0, 0o755)
+	acl.Format = tar.FormatPAX
+	acl.PAXRecords = map[string]string{"SCHILY.xattr.system.posix_acl_default": "\x02\x00\x00\x00" +
+		"\x01\x00\x07\x00\xff\xff\xff\xff" + "\x04\x00\x00\x00\xff\xff\xff\xff" + "\x20\x00\x00\x00\xff\xff\xff\xff"}
+	entries := []unpackTestEntry{
+		entry(unpackFile("plain", "x"), 0, 0, 0o644),
+		entry(unpackFile("exec", "x"), 0, 0, 0o755),
+		entry(unpackFile("shared", "x"), 0, 0, 0o666),
+		entry(unpackFile("none", "x"), 0, 0, 0),
+		entry(unpackFile("setuid", "x"), 0, 0, 0o4755),
+		entry(unpackFile("setgid", "x"), 0, 0, 0o2711),
+		entry(unpackFile("setuid-user", "x"), 1000, 1000, 0o4750),
+		entry(unpackDir("sticky/"), 0, 0, 0o1777),
+		entry(unpackDir("sg/"), 0, 50, 0o2775),
+		entry(unpackFile("sg/f", "x"), 0, 0, 0o644),
+		entry(unpackDir("sg/sub/"), 0, 0, 0o755),
+		entry(unpackSymlink("sg/l", "f"), 0, 0, 0o777),
+		// A directory open for an entry, then made set-group-ID.
+		entry(unpackFile("late/a", "x"), 0, 0, 0o644),
+		entry(unpackDir("late/"), 0, 50, 0o2775),
+		entry(unpackFile("late/b", "x"), 0, 0, 0o644),
+		entry(unpackTestEntry{Header: tar.Header{Typeflag: tar.TypeChar, Name: "sg/null", Devmajor: 1, Devminor: 3}}, 0, 0, 0o666),
+		entry(unpackTestEntry{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo"}}, 0, 0, 0o622),
+		acl,
+		entry(unpackFile("acl/f", "x"), 0, 0, 0o644),
+		entry(unpackDir("acl/sub/"), 0, 0, 0o755),
+	}
+	want := map[string][3]uint32{ // mode, uid, gid
+		"plain":       {unix.S_IFREG | 0o644, 0, 0},
+		"exec":        {unix.S_IFREG | 0o755, 0, 0},
+		"shared":      {unix.S_IFREG | 0o666, 0, 0},
+		"none":        {unix.S_IFREG, 0, 0},
+		"setuid":      {unix.S_IFREG | 0o4755, 0, 0},
+		"setgid":      {unix.S_IFREG | 0o2711, 0, 0},
+		"setuid-user": {unix.S_IFREG | 0o4750, 1000, 1000},
+		"sticky":      {unix.S_IFDIR | 0o1777, 0, 0},
+		"sg":          {unix.S_IFDIR | 0o2775, 0, 50},
+		"sg/f":        {unix.S_IFREG | 0o644, 0, 0},
+		"sg/sub":      {unix.S_IFDIR | 0o755, 0, 0},
+		"sg/l":        {unix.S_IFLNK | 0o777, 0, 0},
+		"sg/null":     {unix.S_IFCHR | 0o666, 0, 0},
+		"late/b":      {unix.S_IFREG | 0o644, 0, 0},
+		"fifo":        {unix.S_IFIFO | 0o622, 0, 0},
+		"acl/f":       {unix.S_IFREG | 0o644, 0, 0},
+		"acl/sub":     {unix.S_IFDIR | 0o755, 0, 0},
+	}
+	data := unpackTestTar(t, entries...)
+	for _, umask := range []int{0, 0o022, 0o077} {
+		t.Run(strconv.FormatInt(int64(umask), 8), func(t *testing.T) {
+			old := unix.Umask(umask)
+			defer unix.Umask(old)
+			layer := t.TempDir()
+			if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			for name, w := range want {
+				mode, uid, gid, _ := unpackStat(t, layer, name)
+				if mode != w[0] || uid != w[1] || gid != w[2] {
+					t.Errorf("%s: mode %o, owner %d:%d; want %o, %d:%d", name, mode, uid, gid, w[0], w[1], w[2])
+				}
+			}
+		})
+	}
+}
+
+// TestApplyLayerManyDirs writes into more directories than stay open, in
+// an order that comes back to each.
+func TestApplyLayerManyDirs(t *testing.T) {
+	unpackNeedRoot(t)
+	var entries []unpackTestEntry
+	for pass := range 2 {
+		for i := range 3 * unpackParentCache {
+			entries = append(entries, unpackFile(fmt.Sprintf("d%d/e/f%d", i%(unpackParentCache+3), pass*100+i), "x"))
+		}
+	}
+	layer := t.TempDir()
+	if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, entries...))); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, _, _, content := unpackStat(t, layer, e.Name); content != "x" {
+			t.Errorf("%s: content %q", e.Name, content)
+		}
 	}
 }
