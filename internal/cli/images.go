@@ -115,7 +115,11 @@ func newImages(g *globals) *cobra.Command {
 				return err
 			}
 			if len(args) == 1 {
-				keep = append(keep, referenceFilter(args[0]))
+				t, err := referenceFilter(args[0])
+				if err != nil {
+					return fmt.Errorf("%q: %w", args[0], err)
+				}
+				keep = append(keep, t)
 			}
 			imgs, err := s.List()
 			if err != nil {
@@ -197,23 +201,21 @@ func imageFilter(s *image.Store, filters []string) ([]imageTest, error) {
 			}
 			tests = append(tests, func(img *image.Image, _ string) bool { return (len(img.Names) == 0) == want })
 		case "reference":
-			if _, err := path.Match(val, ""); err != nil {
-				return nil, fmt.Errorf("--filter %q: bad pattern: %w", f, errdefs.ErrInvalidArgument)
+			t, err := referenceFilter(val)
+			if err != nil {
+				return nil, fmt.Errorf("--filter %q: %w", f, err)
 			}
-			tests = append(tests, referenceFilter(val))
+			tests = append(tests, t)
 		case "label":
 			k, v, hasValue := strings.Cut(val, "=")
+			has := map[digest.Digest]bool{} // an image is listed once per name
 			tests = append(tests, func(img *image.Image, _ string) bool {
-				raw, err := s.Config(img)
-				if err != nil {
-					return false
+				ok, seen := has[img.ID]
+				if !seen {
+					ok = hasLabel(s, img, k, v, hasValue)
+					has[img.ID] = ok
 				}
-				cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
-				if err != nil {
-					return false
-				}
-				got, ok := cfg.Config.Labels[k]
-				return ok && (!hasValue || got == v)
+				return ok
 			})
 		case "before", "since":
 			ref, err := s.Get(val)
@@ -234,10 +236,28 @@ func imageFilter(s *image.Store, filters []string) ([]imageTest, error) {
 	return tests, nil
 }
 
+// hasLabel reports whether img's configuration has label k (with value v
+// if hasValue).
+func hasLabel(s *image.Store, img *image.Image, k, v string, hasValue bool) bool {
+	raw, err := s.Config(img)
+	if err != nil {
+		return false
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return false
+	}
+	got, ok := cfg.Config.Labels[k]
+	return ok && (!hasValue || got == v)
+}
+
 // referenceFilter matches a name against REPOSITORY[:TAG], where the
 // repository may be short ("nginx", "localhost/bb") and either part may be
 // a shell pattern; without a tag every tag matches.
-func referenceFilter(pattern string) imageTest {
+func referenceFilter(pattern string) (imageTest, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("bad pattern: %w", errdefs.ErrInvalidArgument)
+	}
 	pRepo, pTag := pattern, ""
 	if i := strings.LastIndex(pattern, ":"); i > strings.LastIndex(pattern, "/") {
 		pRepo, pTag = pattern[:i], pattern[i+1:]
@@ -259,7 +279,7 @@ func referenceFilter(pattern string) imageTest {
 		}
 		ok, _ := path.Match(pTag, tag)
 		return ok
-	}
+	}, nil
 }
 
 func newTag(g *globals) *cobra.Command {

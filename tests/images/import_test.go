@@ -126,4 +126,7 @@ func TestImportChanges(t *testing.T) {
 	if _, errOut, code := b.run("images", "--filter", "colour=red"); code != 2 || !strings.Contains(errOut, "unknown filter colour") {
 		t.Errorf("images with a bad filter: exit %d, %q", code, errOut)
 	}
+	if _, errOut, code := b.run("images", "local/[bb"); code != 2 || !strings.Contains(errOut, "bad pattern") {
+		t.Errorf("images with a bad pattern: exit %d, %q", code, errOut)
+	}
 }
