@@ -271,13 +271,11 @@ func (m *monitor) watch(ctx context.Context, cio *ctrIO, pid int, exited <-chan 
 	defer cio.close()
 	c := m.c
 	stopWatch, watched := func() {}, (<-chan struct{})(nil)
-	if fresh {
-		stopWatch, watched = m.watchLoopback()
-	}
-	// A container that exits at once (a crash loop, a short job) is not
-	// worth a rest and a wake-up.
 	var settle <-chan time.Time
 	if fresh {
+		stopWatch, watched = m.watchLoopback()
+		// A container that exits at once (a crash loop, a short job) is
+		// not worth a rest and a wake-up.
 		settle = time.After(restAfter)
 	}
 	stopHealth := m.startHealth(ctx)

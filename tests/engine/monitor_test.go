@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +27,7 @@ func (e *env) monitorThreads(id string) int {
 		status, _ := os.ReadFile(filepath.Join(d, "status"))
 		for _, line := range strings.Split(string(status), "\n") {
 			if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-				n := 0
-				for _, c := range strings.TrimSpace(v) {
-					n = n*10 + int(c-'0')
-				}
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
 				return n
 			}
 		}
