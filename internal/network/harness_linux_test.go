@@ -221,7 +221,7 @@ func (env *testEnv) cleanup() {
 }
 
 func (env *testEnv) links() []string {
-	ls, err := netlink.LinkList()
+	ls, err := dump(netlink.LinkList)
 	if err != nil {
 		env.t.Fatal(err)
 	}

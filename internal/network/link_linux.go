@@ -15,9 +15,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// dump runs a netlink dump again, a few times, while the kernel says that
+// a change made meanwhile (another container's veth, say) may have left it
+// incomplete.
+func dump[T any](list func() ([]T, error)) ([]T, error) {
+	for range 4 {
+		if ts, err := list(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return ts, err
+		}
+	}
+	return list()
+}
+
 // hostRoutes returns the host's IPv4 routes in all tables but local.
 func hostRoutes() ([]route, error) {
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	rs, err := dump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("host routes: %w", err)
 	}
