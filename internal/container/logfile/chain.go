@@ -83,16 +83,24 @@ func trySnapshot(path string) (files []file, ok bool, err error) {
 		}
 		files = append(files, file{f: f})
 	}
-	// Verify that every name still holds the file opened through it; any
-	// rotation since the scan would have moved path at least.
-	for i, m := range ms {
+	// Verify by a second scan that the chain is now exactly the files
+	// opened, at the same indices. Checking only the names opened is not
+	// enough: a scan that crossed a rotation saw that rotation's gap
+	// where, once it is done, a file sits that nothing opened.
+	again, err := scan(path)
+	if err != nil {
+		return files, false, err
+	}
+	if len(again) != len(ms) {
+		return files, false, nil
+	}
+	for i, m := range again {
 		fl := &files[len(files)-1-i]
 		fi, err := fl.f.Stat()
 		if err != nil {
 			return files, false, fmt.Errorf("log: %w", err)
 		}
-		now, err := os.Stat(rotated(path, m.index))
-		if err != nil || !os.SameFile(fi, now) {
+		if m.index != ms[i].index || !os.SameFile(fi, m.info) {
 			return files, false, nil
 		}
 		fl.size = fi.Size()
