@@ -17,7 +17,7 @@ func newRename(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.Rename(args[0], args[1])
+			return e.Rename(cmd.Context(), args[0], args[1])
 		},
 	}
 }

@@ -25,6 +25,10 @@ type Networks interface {
 	// Disconnect undoes Connect; it is no error if there is nothing to
 	// undo.
 	Disconnect(ctx context.Context, network, containerID string) error
+	// Rename gives the container's endpoints, on every network, the name
+	// newName (and aliases equal to their old name with it), so that DNS
+	// answers for it instead; it is no error if there are none.
+	Rename(ctx context.Context, containerID, newName string) error
 	// Nameserver returns the embedded DNS server's address for containers
 	// on the network, if it has one.
 	Nameserver(ctx context.Context, network string) (netip.Addr, bool)
@@ -233,4 +237,60 @@ func (e *Engine) disconnect(ctx context.Context, c *Container, st *State) {
 			e.nets.Disconnect(ctx, n, c.ID)
 		}
 	}
+}
+
+// renameEndpoints moves the running container's names from old to c.Name:
+// in the records of its networks (their DNS), in its state, and in its own
+// /etc/hosts, whose lines for its addresses name it. The caller holds the
+// container's lock.
+func (e *Engine) renameEndpoints(ctx context.Context, c *Container, st *State, old string) error {
+	if e.nets == nil {
+		return nil
+	}
+	if err := e.nets.Rename(ctx, c.ID, c.Name); err != nil {
+		return err
+	}
+	if len(st.Endpoints) == 0 {
+		return nil
+	}
+	ips := map[string]bool{}
+	for i := range st.Endpoints {
+		ep := &st.Endpoints[i]
+		for j, al := range ep.Aliases {
+			if al == ep.Name {
+				ep.Aliases[j] = c.Name
+			}
+		}
+		ep.Name = c.Name
+		ips[ep.IP.String()] = true
+	}
+	if err := e.saveState(c.ID, st); err != nil {
+		e.nets.Rename(ctx, c.ID, old)
+		return err
+	}
+	// Written in place, for the file is bind-mounted into the container;
+	// at worst the container still finds itself under its old name.
+	hosts := filepath.Join(e.dir(c.ID), "hosts")
+	b, err := os.ReadFile(hosts)
+	if err != nil {
+		return nil
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	changed := false
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 || !ips[f[0]] {
+			continue
+		}
+		for j := 1; j < len(f); j++ {
+			if f[j] == old {
+				f[j], changed = c.Name, true
+			}
+		}
+		lines[i] = f[0] + "\t" + strings.Join(f[1:], " ") + "\n"
+	}
+	if changed {
+		os.WriteFile(hosts, []byte(strings.Join(lines, "")), 0o644)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -21,9 +22,12 @@ import (
 // one container are applied one after the other. Between the two steps
 // both names lead to the container.
 //
-// A running container keeps its old name in the DNS of its networks until
-// it is restarted.
-func (e *Engine) Rename(ref, newName string) error {
+// A running container's networks learn the new name before the old one is
+// released: their embedded DNS servers answer for the new name, and no
+// longer for the old one, as Docker's do. The start lock is held too, so a
+// start that is connecting the container meanwhile uses one name or the
+// other, never the old one after the rename.
+func (e *Engine) Rename(ctx context.Context, ref, newName string) error {
 	newName = strings.TrimPrefix(newName, "/")
 	if newName == "" {
 		return fmt.Errorf("rename: the new name is empty: %w", errdefs.ErrInvalidArgument)
@@ -32,12 +36,17 @@ func (e *Engine) Rename(ref, newName string) error {
 	if err != nil {
 		return err
 	}
+	unlockStart, err := e.lockFile(id, "start.lock")
+	if err != nil {
+		return err
+	}
+	defer unlockStart()
 	unlock, err := e.lock(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c, _, err := e.load(id)
+	c, st, err := e.load(id)
 	if err != nil {
 		return err
 	}
@@ -51,8 +60,16 @@ func (e *Engine) Rename(ref, newName string) error {
 		}
 	}
 	c.Name = newName
-	if err := writeJSON(filepath.Join(e.dir(id), recordFile), c); err != nil {
+	record := filepath.Join(e.dir(id), recordFile)
+	if err := writeJSON(record, c); err != nil {
 		e.releaseName(newName, id)
+		return fmt.Errorf("rename %s: %w", old, err)
+	}
+	if err := e.renameEndpoints(ctx, c, st, old); err != nil {
+		c.Name = old
+		if werr := writeJSON(record, c); werr == nil {
+			e.releaseName(newName, id)
+		}
 		return fmt.Errorf("rename %s: %w", old, err)
 	}
 	e.releaseName(old, id)

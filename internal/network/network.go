@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -324,6 +325,41 @@ func (m *Manager) Endpoints(ctx context.Context, name string) ([]Endpoint, error
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerID < out[j].ContainerID })
 	return out, nil
+}
+
+// Rename gives the endpoints of container containerID a new name, on every
+// network it is attached to: the embedded DNS servers answer for newName,
+// and no longer for the old name, from their next query on. An alias equal
+// to the old name is renamed with it. A container with no endpoints is no
+// error: it takes its name with it when it connects.
+func (m *Manager) Rename(ctx context.Context, containerID, newName string) error {
+	if containerID == "" {
+		return fmt.Errorf("rename: no container ID: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := validateHostName("container name", newName); err != nil {
+		return err
+	}
+	st, err := m.read()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(st.Endpoints, func(e *endpoint) bool { return e.ContainerID == containerID }) {
+		return nil
+	}
+	return m.update(ctx, func(st *state) error {
+		for _, e := range st.Endpoints {
+			if e.ContainerID != containerID {
+				continue
+			}
+			for i, al := range e.Aliases {
+				if al == e.Name {
+					e.Aliases[i] = newName
+				}
+			}
+			e.Name = newName
+		}
+		return nil
+	})
 }
 
 // Nameserver returns the embedded DNS server's address for containers on a

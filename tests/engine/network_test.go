@@ -123,3 +123,80 @@ func TestNginx(t *testing.T) {
 		t.Fatalf("nginx exit status after stop: %s", got)
 	}
 }
+
+// TestRenameDNS: after `berth rename`, the other containers of a
+// user-defined network resolve a running container by its new name and no
+// longer by its old one, as with Docker; the container's own /etc/hosts
+// and the network's records follow, and so does a restart.
+func TestRenameDNS(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	n := e.prefix[2:]
+	net1, net2 := "ren"+n, "ren2"+n
+	e.must("network", "create", "--subnet", e.extraSubnet(0), net1)
+	e.must("network", "create", "--subnet", e.extraSubnet(1), net2)
+	oldName, newName := "before"+n, "after"+n
+	e.must("run", "-d", "--name", oldName, "--network", net1, img, "sh", "-c", "echo served > /tmp/index.html; exec httpd -f -p 80 -h /tmp")
+	e.must("network", "connect", net2, oldName)
+	e.must("run", "-d", "--name", "client", "--network", net1, img, "sleep", "1000")
+	e.must("run", "-d", "--name", "client2", "--network", net2, img, "sleep", "1000")
+	ip := e.must("inspect", "-f", "{{(index .NetworkSettings.Networks \""+net1+"\").IPAddress}}", oldName)
+	ip2 := e.must("inspect", "-f", "{{(index .NetworkSettings.Networks \""+net2+"\").IPAddress}}", oldName)
+	// resolves reports whether client's nslookup of name finds ip.
+	resolves := func(client, name, ip string) bool {
+		out, _, code := e.run("exec", client, "nslookup", name)
+		return code == 0 && strings.Contains(out, ip)
+	}
+	if !resolves("client", oldName, ip) || !resolves("client2", oldName, ip2) {
+		t.Fatalf("before the rename, %s does not resolve", oldName)
+	}
+
+	e.must("rename", oldName, newName)
+	for _, c := range []struct{ client, ip string }{{"client", ip}, {"client2", ip2}} {
+		if !resolves(c.client, newName, c.ip) {
+			out, errOut, _ := e.run("exec", c.client, "nslookup", newName)
+			t.Fatalf("%s does not resolve the new name %s to %s: %s%s", c.client, newName, c.ip, out, errOut)
+		}
+		if out, _, code := e.run("exec", c.client, "nslookup", oldName); code == 0 || strings.Contains(out, c.ip) {
+			t.Fatalf("%s still resolves the old name %s: %s", c.client, oldName, out)
+		}
+		// With the network's domain too.
+		net := net1
+		if c.client == "client2" {
+			net = net2
+		}
+		if !resolves(c.client, newName+"."+net, c.ip) {
+			t.Fatalf("%s does not resolve %s.%s", c.client, newName, net)
+		}
+	}
+	if got := e.must("exec", "client", "wget", "-q", "-O", "-", "http://"+newName+"/index.html"); got != "served" {
+		t.Fatalf("wget http://%s: %q", newName, got)
+	}
+	// The reverse name is the new one.
+	if out, _, _ := e.run("exec", "client", "nslookup", ip); !strings.Contains(out, newName) || strings.Contains(out, oldName) {
+		t.Fatalf("reverse lookup of %s after the rename: %s", ip, out)
+	}
+	// The container knows itself by its new name, and the networks list it
+	// so.
+	if hosts := e.must("exec", newName, "cat", "/etc/hosts"); !strings.Contains(hosts, newName) || strings.Contains(hosts, oldName) {
+		t.Fatalf("/etc/hosts after the rename:\n%s", hosts)
+	}
+	if got := e.must("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", net2); !strings.Contains(got, newName) || strings.Contains(got, oldName) {
+		t.Fatalf("network inspect after the rename: %q", got)
+	}
+
+	// A stopped container takes its new name along when it starts again;
+	// a second rename of a running one moves it once more.
+	e.must("stop", "-t", "0", newName)
+	e.must("start", newName)
+	if !resolves("client", newName, "") {
+		t.Fatalf("after a restart, %s does not resolve", newName)
+	}
+	third := "third" + n
+	e.must("rename", newName, third)
+	if !resolves("client", third, "") || resolves("client", newName, "") {
+		t.Fatalf("after a second rename, %s does not resolve or %s still does", third, newName)
+	}
+	e.must("rm", "-f", third, "client", "client2")
+	e.must("network", "rm", net1, net2)
+}
