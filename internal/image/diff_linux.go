@@ -143,9 +143,9 @@ func (s *Store) unpackBlob(ctx context.Context, diff string, l Layer) error {
 		return err
 	}
 	defer f.Close()
-	diffID, _, err := ApplyLayer(ctx, diff, f)
-	if err == nil && diffID != l.DiffID {
-		err = fmt.Errorf("blob %s unpacks to %s, not %s", l.Digest, diffID, l.DiffID)
+	st, err := ApplyLayer(ctx, diff, f)
+	if err == nil && st.DiffID != l.DiffID {
+		err = fmt.Errorf("blob %s unpacks to %s, not %s", l.Digest, st.DiffID, l.DiffID)
 	}
 	return err
 }

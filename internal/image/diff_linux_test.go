@@ -261,9 +261,9 @@ func TestCommitDiffRoundTrip(t *testing.T) {
 
 	// The tar unpacks to the same tree, and the same DiffID.
 	again := t.TempDir()
-	diffID, _, err := ApplyLayer(ctx, again, bytes.NewReader(blob))
-	if err != nil || diffID != l.DiffID {
-		t.Fatalf("ApplyLayer = %s, %v; want %s", diffID, err, l.DiffID)
+	st, err := ApplyLayer(ctx, again, bytes.NewReader(blob))
+	if err != nil || st.DiffID != l.DiffID {
+		t.Fatalf("ApplyLayer = %s, %v; want %s", st.DiffID, err, l.DiffID)
 	}
 	delete(want, "sock")
 	diffTreeDiff(t, "unpacked", treeOf(t, again, false), want)
@@ -311,8 +311,8 @@ func TestCommitDiffEmpty(t *testing.T) {
 	}
 	f, _ := os.Open(s.blobs.path(l.Digest))
 	defer f.Close()
-	if diffID, _, err := ApplyLayer(context.Background(), t.TempDir(), f); err != nil || diffID != l.DiffID {
-		t.Errorf("ApplyLayer of the empty layer = %s, %v", diffID, err)
+	if st, err := ApplyLayer(context.Background(), t.TempDir(), f); err != nil || st.DiffID != l.DiffID || st.Usage != 0 {
+		t.Errorf("ApplyLayer of the empty layer = %+v, %v", st, err)
 	}
 }
 

@@ -154,6 +154,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 	var wg sync.WaitGroup
 	errs := make([]error, len(layers))
 	staged := make([]string, len(layers))
+	usage := make([]int64, len(layers)) // of the staged layers
 	committed := make([]chan struct{}, len(layers))
 	sem := make(chan struct{}, 4)
 	for i, l := range layers {
@@ -165,7 +166,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			sem <- struct{}{}
 			err := s.fetchLayer(l, rec.Layers[i], progress)
 			if err == nil && !s.snaps.Has(rec.Layers[i].ChainID) {
-				staged[i], err = s.stageLayer(ctx, rec.Layers[i])
+				staged[i], usage[i], err = s.stageLayer(ctx, rec.Layers[i])
 			}
 			<-sem
 			if staged[i] != "" {
@@ -178,7 +179,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 				}
 			}
 			if err == nil {
-				err = s.commitLayer(ctx, rec.Layers[i], parentOf(chain, i), staged[i], progress)
+				err = s.commitLayer(ctx, rec.Layers[i], parentOf(chain, i), staged[i], usage[i], progress)
 			}
 			errs[i] = err
 		}()
@@ -279,44 +280,44 @@ func (s *Store) fetchLayer(l v1.Layer, meta Layer, progress *Progress) error {
 }
 
 // stageLayer unpacks a fetched layer into a new directory under
-// ROOT/staging and returns it.
-func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, error) {
+// ROOT/staging and returns it and the bytes of file content it holds.
+func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, int64, error) {
 	base := filepath.Join(s.root, "staging")
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	dir, err := os.MkdirTemp(base, meta.ChainID.Encoded()[:12]+"-")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	// A layer without a "./" entry leaves its root as Docker has it:
 	// 0755, not MkdirTemp's 0700, which would lock every other user out of
 	// the container's "/".
 	if err := os.Chmod(dir, 0o755); err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return "", 0, err
 	}
 	f, err := s.blobs.open(meta.Digest)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return "", 0, err
 	}
 	defer f.Close()
-	diffID, _, err := ApplyLayer(ctx, dir, f)
-	if err == nil && diffID != meta.DiffID {
-		err = fmt.Errorf("uncompressed content is %s, the config says %s: %w", diffID, meta.DiffID, errdefs.ErrInvalidArgument)
+	st, err := ApplyLayer(ctx, dir, f)
+	if err == nil && st.DiffID != meta.DiffID {
+		err = fmt.Errorf("uncompressed content is %s, the config says %s: %w", st.DiffID, meta.DiffID, errdefs.ErrInvalidArgument)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("layer %s: %w", meta.Digest, err)
+		return "", 0, fmt.Errorf("layer %s: %w", meta.Digest, err)
 	}
-	return dir, nil
+	return dir, st.Usage, nil
 }
 
 // commitLayer makes the snapshot of a layer from its staging directory
-// (moved in by rename: same file system); staged is "" when the snapshot
-// existed already.
-func (s *Store) commitLayer(ctx context.Context, meta Layer, parent digest.Digest, staged string, progress *Progress) error {
+// (moved in by rename: same file system), which holds usage bytes of file
+// content; staged is "" when the snapshot existed already.
+func (s *Store) commitLayer(ctx context.Context, meta Layer, parent digest.Digest, staged string, usage int64, progress *Progress) error {
 	short := meta.Digest.Encoded()[:12]
 	if staged == "" {
 		progress.step("Copying blob %s skipped: already exists", short)
@@ -335,7 +336,7 @@ func (s *Store) commitLayer(ctx context.Context, meta Layer, parent digest.Diges
 		// The layer's own root entry may have set the directory's mode,
 		// owner, times and opaque marker: carry them over.
 		return copyDirAttrs(staged, dir)
-	})
+	}, snapshot.WithSize(usage))
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", meta.Digest, err)
 	}

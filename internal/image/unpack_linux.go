@@ -43,10 +43,22 @@ const (
 
 var unpackZstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
+// LayerStats is what ApplyLayer learns about a layer as it unpacks it.
+type LayerStats struct {
+	// DiffID is the SHA-256 of the layer's uncompressed tar stream.
+	DiffID digest.Digest
+	// TarSize is the length of that stream.
+	TarSize int64
+	// Usage is the bytes of regular-file content the layer directory
+	// holds, each inode counted once however many hard links it has: the
+	// snapshot's Info.Size, which snapshot.WithSize hands to Commit.
+	Usage int64
+}
+
 // ApplyLayer unpacks the layer read from r into the empty directory dir, in
 // the form overlayfs takes as a lower directory, and returns the layer's
-// DiffID (the SHA-256 of its uncompressed tar stream) and the length of
-// that stream.
+// DiffID (the SHA-256 of its uncompressed tar stream), the length of that
+// stream and the bytes of file content written.
 //
 // r may be gzip- or zstd-compressed or a plain tar; the format is told by
 // its first bytes. An OCI whiteout ".wh.NAME" becomes a 0/0 character
@@ -68,28 +80,28 @@ var unpackZstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 // ApplyLayer needs privileges a root user has: CAP_CHOWN, CAP_MKNOD,
 // CAP_SYS_ADMIN (trusted.* extended attributes) and CAP_FOWNER. It also
 // needs Linux 5.6 (openat2) and /proc for extended attributes.
-func ApplyLayer(ctx context.Context, dir string, r io.Reader) (diffID digest.Digest, size int64, err error) {
+func ApplyLayer(ctx context.Context, dir string, r io.Reader) (LayerStats, error) {
 	stream, closeStream, err := unpackDecompress(r)
 	if err != nil {
-		return "", 0, err
+		return LayerStats{}, err
 	}
 	defer closeStream()
 	u, err := newLayerUnpacker(dir)
 	if err != nil {
-		return "", 0, err
+		return LayerStats{}, err
 	}
 	defer u.close()
 
 	digester := digest.SHA256.Digester()
 	counted := &unpackCounter{ctx: ctx, r: io.TeeReader(stream, digester.Hash())}
 	if err := u.unpack(ctx, tar.NewReader(counted)); err != nil {
-		return "", 0, err
+		return LayerStats{}, err
 	}
 	// Whatever follows the end-of-archive marker counts for the DiffID.
 	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return "", 0, fmt.Errorf("reading layer: %w", err)
+		return LayerStats{}, fmt.Errorf("reading layer: %w", err)
 	}
-	return digester.Digest(), counted.n, nil
+	return LayerStats{DiffID: digester.Digest(), TarSize: counted.n, Usage: u.usage.total}, nil
 }
 
 // unpackDecompress returns the tar stream inside r and a function that
@@ -162,6 +174,7 @@ type layerUnpacker struct {
 	parents []*unpackParent  // open directories, most recently used first
 	dirs    []unpackDirTimes // set last, once the directories' content is written
 	buf     []byte
+	usage   unpackUsage
 
 	// What a new entry gets without chown and chmod: our owner and group
 	// and its mode less the umask, read when unpacking starts (the
@@ -309,6 +322,10 @@ func (u *layerUnpacker) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	if hdr.Typeflag == tar.TypeLink { // the target has the metadata
 		_, err := u.create(p, base, false, func() error { return u.link(p.fd, base, hdr.Linkname) })
+		if err == nil {
+			target, _ := unpackClean(hdr.Linkname) // link checked it
+			u.usage.link(rel, target)
+		}
 		return err
 	}
 	mk := u.maker(p.fd, base, hdr, r)
@@ -318,6 +335,9 @@ func (u *layerUnpacker) entry(hdr *tar.Header, r io.Reader) error {
 	created, err := u.create(p, base, hdr.Typeflag == tar.TypeDir, mk)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
+	}
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont {
+		u.usage.file(rel, hdr.Size) // the tar reader gives exactly that much, or fails
 	}
 	if err := u.setMetadata(p, base, rel, hdr, created); err != nil {
 		return err
@@ -524,12 +544,14 @@ func (u *layerUnpacker) clear(p *unpackParent, base string, keepDir bool) (kept 
 		return false, fmt.Errorf("stat: %w", err)
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 		err = unix.Unlinkat(p.fd, base, 0)
+		u.usage.removed(path.Join(p.rel, base))
 	case keepDir:
 		return true, nil
 	default:
 		// Open descriptors of the directory and of those below it would
 		// lead to deleted directories.
 		u.forget(path.Join(p.rel, base), true)
+		u.usage.removedTree(path.Join(p.rel, base))
 		// RemoveAll never follows a symlink; the /proc link names p
 		// itself, so the tree removed is inside the layer.
 		err = os.RemoveAll(unpackProcPath(p.fd, base))

@@ -234,7 +234,7 @@ func TestApplyLayerHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base, layer, sentinel := unpackSandbox(t)
-			_, _, err := ApplyLayer(ctx, layer, bytes.NewReader(unpackTestTar(t, tt.layer(sentinel)...)))
+			_, err := ApplyLayer(ctx, layer, bytes.NewReader(unpackTestTar(t, tt.layer(sentinel)...)))
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("ApplyLayer: %v", err)
@@ -288,12 +288,13 @@ func TestApplyLayerRoundTrip(t *testing.T) {
 		at(unpackDir("emptydir/"), 4242, 4343, 0o750, t0.Add(4*time.Minute)),
 	)
 	layer := t.TempDir()
-	diffID, size, err := ApplyLayer(context.Background(), layer, bytes.NewReader(data))
+	st, err := ApplyLayer(context.Background(), layer, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diffID != digest.FromBytes(data) || size != int64(len(data)) {
-		t.Errorf("ApplyLayer = %s, %d; want %s, %d", diffID, size, digest.FromBytes(data), len(data))
+	// Usage: hostname (6, hard-linked), attrs (1), .profile (11), su (2), wall (4).
+	if want := (LayerStats{DiffID: digest.FromBytes(data), TarSize: int64(len(data)), Usage: 24}); st != want {
+		t.Errorf("ApplyLayer = %+v; want %+v", st, want)
 	}
 
 	type want struct {
@@ -381,12 +382,12 @@ func TestApplyLayerCompression(t *testing.T) {
 	for name, in := range map[string][]byte{"plain": data, "gzip": gz.Bytes(), "zstd": zs.Bytes()} {
 		t.Run(name, func(t *testing.T) {
 			layer := t.TempDir()
-			diffID, size, err := ApplyLayer(context.Background(), layer, bytes.NewReader(in))
+			st, err := ApplyLayer(context.Background(), layer, bytes.NewReader(in))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diffID != digest.FromBytes(data) || size != int64(len(data)) {
-				t.Errorf("= %s, %d; want %s, %d", diffID, size, digest.FromBytes(data), len(data))
+			if want := (LayerStats{DiffID: digest.FromBytes(data), TarSize: int64(len(data)), Usage: 6000}); st != want {
+				t.Errorf("= %+v; want %+v", st, want)
 			}
 			if b, err := os.ReadFile(filepath.Join(layer, "a/b")); err != nil || len(b) != 6000 {
 				t.Errorf("a/b: %d bytes, %v", len(b), err)
@@ -394,7 +395,7 @@ func TestApplyLayerCompression(t *testing.T) {
 		})
 	}
 	// A broken stream is an error, not a short layer.
-	if _, _, err := ApplyLayer(context.Background(), t.TempDir(), bytes.NewReader(gz.Bytes()[:gz.Len()/2])); err == nil {
+	if _, err := ApplyLayer(context.Background(), t.TempDir(), bytes.NewReader(gz.Bytes()[:gz.Len()/2])); err == nil {
 		t.Error("truncated gzip layer applied")
 	}
 }
@@ -413,7 +414,7 @@ func unpackCommit(t *testing.T, store *snapshot.Store, parent digest.Digest, dat
 	t.Helper()
 	id := unpackChainID(parent, digest.FromBytes(data))
 	err := store.Commit(context.Background(), id, parent, func(dir string) error {
-		_, _, err := ApplyLayer(context.Background(), dir, bytes.NewReader(data))
+		_, err := ApplyLayer(context.Background(), dir, bytes.NewReader(data))
 		return err
 	})
 	if err != nil {
@@ -488,6 +489,57 @@ func TestApplyLayerOverlay(t *testing.T) {
 	}
 }
 
+// TestApplyLayerUsage checks that the content size ApplyLayer counts is what
+// the snapshot store measures by walking the tree (Commit without
+// snapshot.WithSize), when later entries replace, link and remove earlier
+// ones.
+func TestApplyLayerUsage(t *testing.T) {
+	unpackNeedRoot(t)
+	store, err := snapshot.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, entries := range map[string][]unpackTestEntry{
+		"plain":                {unpackDir("d/"), unpackFile("d/a", "12345"), unpackFile("b", ""), unpackSymlink("c", "d/a")},
+		"links":                {unpackFile("a", "12345"), unpackHardlink("b", "a"), unpackHardlink("c", "b"), unpackHardlink("b", "a")},
+		"replaced":             {unpackFile("a", "12345"), unpackFile("a", "12"), unpackDir("d/"), unpackFile("d", "123")},
+		"linked then replaced": {unpackFile("a", "12345"), unpackHardlink("b", "a"), unpackFile("a", "1")},
+		"linked then removed": {
+			unpackFile("a", "12345"), unpackHardlink("b", "a"), unpackFile(".wh.a", ""), unpackFile(".wh.b", ""),
+		},
+		"directory replaced": {
+			unpackDir("d/"), unpackFile("d/a", "12345"), unpackFile("d/b", "123"), unpackDir("d/e/"),
+			unpackFile("d/e/c", "1234567"), unpackHardlink("keep", "d/a"), unpackFile("d", "12"),
+		},
+		"directory made opaque": {
+			unpackDir("d/"), unpackFile("d/a", "12345"), unpackFile("d/.wh..wh..opq", ""), unpackFile("d/b", "1"),
+		},
+		"file replaced by a directory": {unpackFile("d", "12345"), unpackDir("d/"), unpackFile("d/a", "1")},
+		"link to a symlink":            {unpackSymlink("s", "target"), unpackHardlink("l", "s")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := unpackTestTar(t, entries...)
+			var counted int64
+			id := digest.FromBytes(data)
+			err := store.Commit(context.Background(), id, "", func(dir string) error {
+				st, err := ApplyLayer(context.Background(), dir, bytes.NewReader(data))
+				counted = st.Usage
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := store.Info(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if counted != info.Size {
+				t.Errorf("ApplyLayer counted %d bytes, the tree holds %d", counted, info.Size)
+			}
+		})
+	}
+}
+
 // TestApplyLayerConcurrentCommit unpacks one layer from two goroutines into
 // the same snapshot: both succeed and the layer is unpacked once.
 func TestApplyLayerConcurrentCommit(t *testing.T) {
@@ -507,7 +559,7 @@ func TestApplyLayerConcurrentCommit(t *testing.T) {
 				mu.Lock()
 				applied++
 				mu.Unlock()
-				_, _, err := ApplyLayer(context.Background(), dir, bytes.NewReader(data))
+				_, err := ApplyLayer(context.Background(), dir, bytes.NewReader(data))
 				return err
 			})
 			if err != nil {
@@ -525,7 +577,7 @@ func TestApplyLayerCancelled(t *testing.T) {
 	unpackNeedRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := ApplyLayer(ctx, t.TempDir(), bytes.NewReader(unpackTestTar(t, unpackFile("a", "b"))))
+	_, err := ApplyLayer(ctx, t.TempDir(), bytes.NewReader(unpackTestTar(t, unpackFile("a", "b"))))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("ApplyLayer = %v, want cancelled", err)
 	}
@@ -606,7 +658,7 @@ func TestApplyLayerReplace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			layer := t.TempDir()
-			if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.entries...))); err != nil {
+			if _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.entries...))); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range tt.want {
@@ -651,7 +703,7 @@ func TestApplyLayerOpenDirReplaced(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base, layer, sentinel := unpackSandbox(t)
-			_, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.layer(sentinel)...)))
+			_, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, tt.layer(sentinel)...)))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Errorf("ApplyLayer = %v, want an invalid argument with %s", err, tt.wantErr)
 			}
@@ -724,7 +776,7 @@ func TestApplyLayerModes(t *testing.T) {
 			old := unix.Umask(umask)
 			defer unix.Umask(old)
 			layer := t.TempDir()
-			if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(data)); err != nil {
+			if _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
 			}
 			for name, w := range want {
@@ -748,7 +800,7 @@ func TestApplyLayerManyDirs(t *testing.T) {
 		}
 	}
 	layer := t.TempDir()
-	if _, _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, entries...))); err != nil {
+	if _, err := ApplyLayer(context.Background(), layer, bytes.NewReader(unpackTestTar(t, entries...))); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {

@@ -229,6 +229,23 @@ func (s *Store) List() ([]digest.Digest, error) {
 	return ids, nil
 }
 
+// CommitOption changes how Commit makes a snapshot.
+type CommitOption func(*commitOptions)
+
+type commitOptions struct {
+	size int64 // -1: measure the diff
+}
+
+// WithSize tells Commit the snapshot's Info.Size: the bytes of
+// regular-file content that apply leaves in the diff, each inode counted
+// once. A caller that wrote the diff and counted as it went (an unpacker)
+// spares Commit the walk over the whole tree that measuring takes; the
+// figure is recorded as given, not checked. Without it, or with a negative
+// n, Commit measures.
+func WithSize(n int64) CommitOption {
+	return func(o *commitOptions) { o.size = n }
+}
+
 // Commit creates the snapshot id on top of parent ("" for a base layer) by
 // calling apply with an empty directory that becomes the snapshot's diff.
 //
@@ -245,7 +262,11 @@ func (s *Store) List() ([]digest.Digest, error) {
 // errdefs.ErrConflict if id exists with another parent, and
 // errdefs.ErrInvalidArgument for a malformed chain ID. While Commit runs,
 // parent cannot be removed.
-func (s *Store) Commit(ctx context.Context, id, parent digest.Digest, apply func(dir string) error) (err error) {
+func (s *Store) Commit(ctx context.Context, id, parent digest.Digest, apply func(dir string) error, opts ...CommitOption) (err error) {
+	o := commitOptions{size: -1}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	final, err := s.dir(id)
 	if err != nil {
 		return err
@@ -306,9 +327,11 @@ func (s *Store) Commit(ctx context.Context, id, parent digest.Digest, apply func
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	size, err := usage(diff)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: measuring: %w", id, err)
+	size := o.size
+	if size < 0 {
+		if size, err = usage(diff); err != nil {
+			return fmt.Errorf("snapshot %s: measuring: %w", id, err)
+		}
 	}
 	meta, err := json.Marshal(Info{Parent: parent, Size: size, Created: time.Now().UTC()})
 	if err != nil {

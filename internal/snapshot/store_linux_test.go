@@ -102,6 +102,46 @@ func TestCommitAndLookup(t *testing.T) {
 	assertClean(t, s)
 }
 
+// TestCommitSize checks that a size given with WithSize is recorded as it
+// is, and that without one (or with a negative one) Commit measures the
+// diff, counting a hard-linked inode once.
+func TestCommitSize(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := func(dir string) error {
+		if err := os.WriteFile(filepath.Join(dir, "a"), []byte("12345"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
+			return err
+		}
+		return os.Symlink("a", filepath.Join(dir, "c"))
+	}
+	for _, tt := range []struct {
+		name string
+		opts []CommitOption
+		want int64
+	}{
+		{"measured", nil, 5},
+		{"negative", []CommitOption{WithSize(-1)}, 5},
+		{"given", []CommitOption{WithSize(42)}, 42},
+		{"zero", []CommitOption{WithSize(0)}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := chain("", tt.name)
+			if err := s.Commit(ctx, id, "", linked, tt.opts...); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := s.Info(id); err != nil || info.Size != tt.want {
+				t.Errorf("Size = %d, %v; want %d", info.Size, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestCommitErrors(t *testing.T) {
 	ctx := context.Background()
 	s, err := New(t.TempDir())
