@@ -138,8 +138,10 @@ func (t *Tree) Stream(p, prefix string, follow bool) io.ReadCloser {
 
 // Archive writes p to tw, named prefix (and prefix/… below it for a
 // directory); with prefix "" only a directory's contents are written,
-// named by their paths inside it. It returns the bytes of file content
-// written.
+// named by their paths inside it. A file with several names in what is
+// written is archived once, its further names as hard links to the first;
+// regular files and directories take their extended attributes along (see
+// keepXattr). It returns the bytes of file content written.
 func (t *Tree) Archive(tw *tar.Writer, p, prefix string, follow bool) (int64, error) {
 	fd, err := t.Open(p, unix.O_PATH, follow)
 	if err != nil {
@@ -150,7 +152,7 @@ func (t *Tree) Archive(tw *tar.Writer, p, prefix string, follow bool) (int64, er
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, t.PathError(p, err)
 	}
-	a := &archiver{t: t, tw: tw}
+	a := &archiver{t: t, tw: tw, links: map[fileID]string{}}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -177,15 +179,18 @@ func (t *Tree) Archive(tw *tar.Writer, p, prefix string, follow bool) (int64, er
 		if err != nil {
 			return 0, t.PathError(p, err)
 		}
-		return 0, a.header(&st, prefix, target)
+		return 0, a.header(&st, prefix, target, -1)
 	}
-	return 0, a.header(&st, prefix, "")
+	return 0, a.header(&st, prefix, "", -1)
 }
 
 type archiver struct {
 	t  *Tree
 	tw *tar.Writer
 	n  int64
+	// links holds the name under which each file with several links was
+	// archived first.
+	links map[fileID]string
 }
 
 // Pseudo and kernel file systems that a running container's root shows
@@ -197,7 +202,7 @@ var skipFS = map[int64]bool{unix.PROC_SUPER_MAGIC: true, unix.SYSFS_MAGIC: true,
 // dir writes directory dfd (which it closes) and what it holds.
 func (a *archiver) dir(dfd int, st *unix.Stat_t, p, name string) error {
 	defer unix.Close(dfd)
-	if err := a.header(st, name, ""); err != nil {
+	if err := a.header(st, name, "", dfd); err != nil {
 		return err
 	}
 	var fs unix.Statfs_t
@@ -258,11 +263,11 @@ func (a *archiver) child(dfd int, p, base, name string) error {
 		if err != nil {
 			return a.t.PathError(p, err)
 		}
-		return a.header(&st, name, target)
+		return a.header(&st, name, target, -1)
 	case unix.S_IFSOCK:
 		return nil // as tar does
 	}
-	return a.header(&st, name, "")
+	return a.header(&st, name, "", -1)
 }
 
 // file writes the regular file f, described as it is now (it may have been
@@ -275,7 +280,16 @@ func (a *archiver) file(f *os.File, name, p string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
-	if err := a.header(&st, name, ""); err != nil {
+	if st.Nlink > 1 {
+		id := fileID{st.Dev, st.Ino}
+		if first, ok := a.links[id]; ok {
+			h := a.newHeader(&st, name, first)
+			h.Typeflag, h.Size = tar.TypeLink, 0
+			return a.tw.WriteHeader(h)
+		}
+		a.links[id] = name
+	}
+	if err := a.header(&st, name, "", int(f.Fd())); err != nil {
 		return err
 	}
 	n, err := io.CopyN(a.tw, f, st.Size)
@@ -286,9 +300,17 @@ func (a *archiver) file(f *os.File, name, p string) error {
 	return nil
 }
 
-func (a *archiver) header(st *unix.Stat_t, name, link string) error {
-	h := &tar.Header{Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Unix()), Linkname: link}
+// header writes the header of an entry described by st; fd, if not -1,
+// is the file open, to read its extended attributes.
+func (a *archiver) header(st *unix.Stat_t, name, link string, fd int) error {
+	h := a.newHeader(st, name, link)
+	if fd >= 0 {
+		recs, err := readXattrs(fd)
+		if err != nil {
+			return a.t.PathError(name, err)
+		}
+		h.PAXRecords = recs
+	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		h.Typeflag, h.Size = tar.TypeReg, st.Size
@@ -308,6 +330,11 @@ func (a *archiver) header(st *unix.Stat_t, name, link string) error {
 		return nil
 	}
 	return a.tw.WriteHeader(h)
+}
+
+func (a *archiver) newHeader(st *unix.Stat_t, name, link string) *tar.Header {
+	return &tar.Header{Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Unix()), Linkname: link}
 }
 
 func readlinkat(dfd int, name string) (string, error) {
@@ -486,12 +513,21 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		if rename != nil {
 			target = rename(target)
 		}
-		ofd, obase, err := t.Parent(path.Join(dir, target), false)
-		if err != nil {
+		// The target is looked up in the tree like any path: a hard link
+		// cannot reach outside it.
+		tp := path.Join(dir, target)
+		ofd, obase, err := t.Parent(tp, false)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return 0, err
 		}
-		defer unix.Close(ofd)
-		return 0, t.PathError(p, unix.Linkat(ofd, obase, pfd, base, 0))
+		if err == nil {
+			defer unix.Close(ofd)
+			err = unix.Linkat(ofd, obase, pfd, base, 0)
+		}
+		if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, unix.ENOENT) {
+			return 0, fmt.Errorf("%s has no %s to make %s a hard link of: %w", t.name, tp, p, errdefs.ErrNotFound)
+		}
+		return 0, t.PathError(p, err)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
@@ -505,13 +541,17 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 	return 0, nil
 }
 
-// attrs sets an extracted file's owner (with -a) and then its mode, which
-// a change of owner would strip of set-user-ID bits.
+// attrs sets an extracted file's owner (with -a), then its mode, which a
+// change of owner would strip of set-user-ID bits, then its extended
+// attributes, of which a change of owner would drop file capabilities.
 func (t *Tree) attrs(fd int, p string, h *tar.Header, mode uint32) error {
 	if t.keepIDs {
 		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
 			return t.PathError(p, err)
 		}
 	}
-	return t.PathError(p, unix.Fchmod(fd, mode))
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return t.PathError(p, err)
+	}
+	return t.setXattrs(fd, p, h)
 }
