@@ -34,9 +34,10 @@ import (
 // host, and it all goes away with the copy, even if berth is killed. While
 // such a copy runs, the container cannot be started (start waits).
 //
-// Copies keep contents, modes, times and symbolic links (and owners with
-// -a); hard links become separate files, and extended attributes are not
-// copied.
+// Copies keep contents, modes, times, symbolic links, hard links (two
+// names of one file in what is copied are two names of one file in the
+// copy), the user's extended attributes (user.*) and file capabilities
+// (security.capability), and owners with -a.
 //
 // Every path in the container is looked up by the kernel inside the
 // container's root (openat2 RESOLVE_IN_ROOT; see tree), so no symbolic link
