@@ -36,6 +36,7 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 	if st.Running() {
 		return c, nil
 	}
+	e.awaitMonitor(ctx, st)
 	// Whatever an earlier run, or a start or monitor killed half-way,
 	// left behind goes first; a new container has nothing to release.
 	if st.Monitor.Pid != 0 || len(st.Endpoints) > 0 || fileExists(e.netnsPath(id)) || isOverlay(filepath.Join(e.dir(id), rootfsDir)) {
@@ -60,6 +61,30 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 	}
 	return c, nil
 }
+
+// awaitMonitor waits for the monitor of the container's last run to end.
+// It records the exit first and then releases the root file system, the
+// network namespace and the endpoints, so a start right after a stop
+// could otherwise see them released under the new run. A monitor that
+// takes more than monitorGrace is killed (release then does its work).
+func (e *Engine) awaitMonitor(ctx context.Context, st *State) {
+	m := st.Monitor
+	if !m.alive() {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, monitorGrace)
+	defer cancel()
+	if waitFor(wctx, 5*time.Millisecond, func() bool { return !m.alive() }) {
+		return
+	}
+	unix.Kill(m.Pid, unix.SIGKILL)
+	wctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	waitFor(wctx2, 5*time.Millisecond, func() bool { return !m.alive() })
+}
+
+// monitorGrace is how long a start waits for the last run's monitor.
+const monitorGrace = 15 * time.Second
 
 // prepare mounts the root file system, connects the networks and writes
 // the runtime spec; it records the endpoints in the state it returns.

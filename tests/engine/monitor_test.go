@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -186,4 +187,34 @@ func readEntries(t *testing.T, path string) []logfile.Entry {
 		t.Fatal(err)
 	}
 	return es
+}
+
+// TestStopStartAtOnce: a start right after a stop waits for the stopped
+// run's monitor, which records the exit before it releases the network
+// namespace and endpoints; before, it could release the new run's (start
+// failed on a missing namespace, or the container lost its network). The
+// window was widest for a monitor woken from its rest, so each stop comes
+// after the container has run for more than a second.
+func TestStopStartAtOnce(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	net := "ss" + e.prefix[2:]
+	e.must("network", "create", "--subnet", e.extraSubnet(0), net)
+	e.must("run", "-d", "--name", "srv", "--network", net, img, "sh", "-c", "echo up > /tmp/index.html; exec httpd -f -p 80 -h /tmp")
+	e.must("run", "-d", "--name", "peer", "--network", net, img, "sleep", "1000")
+	for i := 0; i < 6; i++ {
+		time.Sleep(1200 * time.Millisecond)
+		if i%2 == 0 {
+			e.must("stop", "-t", "0", "srv")
+			e.must("start", "srv")
+		} else {
+			e.must("restart", "-t", "0", "srv")
+		}
+		eventually(t, 3*time.Second, fmt.Sprintf("round %d: srv served by name", i), func() bool {
+			out, _, code := e.run("exec", "peer", "wget", "-q", "-O", "-", "http://srv/index.html")
+			return code == 0 && out == "up\n"
+		})
+	}
+	e.must("rm", "-f", "srv", "peer")
+	e.must("network", "rm", net)
 }
