@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +50,13 @@ func (b blobStore) write(d digest.Digest, r io.Reader) (int64, error) {
 		return 0, err
 	}
 	defer os.Remove(tmp.Name())
+	// Big writes: a layer comes from the network a few KB at a time.
 	v := d.Verifier()
-	n, err := io.Copy(io.MultiWriter(tmp, v), r)
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	n, err := io.Copy(io.MultiWriter(w, v), r)
+	if err == nil {
+		err = w.Flush()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
