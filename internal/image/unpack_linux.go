@@ -357,11 +357,11 @@ func (u *layerUnpacker) maker(pfd int, base string, hdr *tar.Header, r io.Reader
 	dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return func() error { return unix.Mkdirat(pfd, base, mode) }
+		return func() error { return rawMkdirat(pfd, base, mode) }
 	case tar.TypeReg, tar.TypeCont:
 		return func() error { return u.writeFile(pfd, base, mode, r) }
 	case tar.TypeSymlink:
-		return func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) }
+		return func() error { return rawSymlinkat(hdr.Linkname, pfd, base) }
 	case tar.TypeChar:
 		return func() error { return unix.Mknodat(pfd, base, unix.S_IFCHR|mode, dev) }
 	case tar.TypeBlock:
@@ -572,12 +572,12 @@ func unpackProcPath(pfd int, base string) string {
 // mode, and the content of r. It fails with EEXIST, before reading r, if
 // base exists.
 func (u *layerUnpacker) writeFile(pfd int, base string, mode uint32, r io.Reader) error {
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	fd, err := rawOpenat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return err
 	}
 	err = u.copyTo(fd, r)
-	if cerr := unix.Close(fd); err == nil {
+	if cerr := rawClose(fd); err == nil {
 		err = cerr
 	}
 	return err
@@ -716,7 +716,7 @@ func (u *layerUnpacker) setMetadata(p *unpackParent, base, rel string, hdr *tar.
 		u.dirs = append(u.dirs, unpackDirTimes{path: rel, times: times})
 		return nil
 	}
-	if err := unix.UtimesNanoAt(p.fd, base, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := rawUtimensat(p.fd, base, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
