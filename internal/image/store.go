@@ -171,6 +171,10 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			<-sem
 			if staged[i] != "" {
 				defer os.RemoveAll(staged[i])
+				// Write the layer out now, while other layers unpack:
+				// each commit syncs the file system before it publishes,
+				// and the commits, made in order, then find little left.
+				syncStaged(staged[i])
 			}
 			if i > 0 {
 				<-committed[i-1]
@@ -250,6 +254,16 @@ func (s *Store) lock(exclusive bool) (func(), error) {
 		return nil, fmt.Errorf("image store lock: %w", err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// syncStaged starts and waits for the writing out of the file system that
+// holds dir. It is only a head start for the commit's own sync, so it
+// reports nothing.
+func syncStaged(dir string) {
+	if fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		unix.Syncfs(fd)
+		unix.Close(fd)
+	}
 }
 
 func parentOf(chain []digest.Digest, i int) digest.Digest {
