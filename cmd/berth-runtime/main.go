@@ -5,13 +5,9 @@ import (
 	"os"
 
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
-	"github.com/berth-dev/berth/internal/runtime"
-	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
+	_ "github.com/berth-dev/berth/internal/runtime/boot" // a container's init, before the Go runtime
 )
 
 func main() {
-	if runtime.IsInit() {
-		runtime.Init()
-	}
 	os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
 }

@@ -9,16 +9,12 @@ import (
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
-	_ "github.com/berth-dev/berth/internal/idle"   // the monitor at rest, before the Go runtime
-	_ "github.com/berth-dev/berth/internal/reaper" // berth-init, before the Go runtime
-	"github.com/berth-dev/berth/internal/runtime"
-	_ "github.com/berth-dev/berth/internal/runtime/nsenter"
+	_ "github.com/berth-dev/berth/internal/idle"         // the monitor at rest, before the Go runtime
+	_ "github.com/berth-dev/berth/internal/reaper"       // berth-init, before the Go runtime
+	_ "github.com/berth-dev/berth/internal/runtime/boot" // a container's init, before the Go runtime
 )
 
 func main() {
-	if runtime.IsInit() {
-		runtime.Init()
-	}
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(runtimecli.RuntimeMain(os.Args[1:]))
 	}

@@ -155,12 +155,14 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	cfg := &initConfig{
 		Mode: modeCreate, ID: id, Bundle: bundle, Spec: spec, Process: spec.Process,
 		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs,
-		Console: console != nil, NewUserNS: newUser, UnshareCgroup: unshareCgroup,
+		NewUserNS: newUser, UnshareCgroup: unshareCgroup, HookPid: rec.Pid,
 		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0),
 	}
-	r.compileSeccomp(cfg)
-	if err := sync.send(cfg); err != nil {
-		return nil, nil, fmt.Errorf("container %q: send config to init: %w", id, err)
+	if ns, ok := namespace(spec, specs.PIDNamespace); ok && ns.Path == "" {
+		cfg.HookPid = 1
+	}
+	if err := r.sendConfig(sync, cfg); err != nil {
+		return nil, nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	// The cgroup is made while init's binary loads and decodes its
 	// configuration; init waits for msgCgroup before it does anything that
@@ -177,7 +179,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if err := cg.apply(rec.Pid); err != nil {
 		return nil, nil, err
 	}
-	if err := sync.send(syncMsg{Type: msgCgroup}); err != nil {
+	if err := sync.send(msgCgroup, nil); err != nil {
 		return nil, nil, initError(id, err)
 	}
 	if cfg.Hooks {
@@ -192,7 +194,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 		if err := runHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, &st.State, nil); err != nil {
 			return nil, nil, err
 		}
-		if err := sync.send(syncMsg{Type: msgResume}); err != nil {
+		if err := sync.send(msgResume, nil); err != nil {
 			return nil, nil, initError(id, err)
 		}
 	}

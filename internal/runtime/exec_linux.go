@@ -108,8 +108,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts ExecOptions) (int, e
 		// the new process must be too.
 		cfg.Root = "/proc/" + strconv.Itoa(rec.Pid) + "/root"
 	}
-	r.compileSeccomp(cfg)
-	if err := sync.send(cfg); err != nil {
+	if err := r.sendConfig(sync, cfg); err != nil {
 		return fail(err)
 	}
 	// Init sends nothing more: it closes the socket by exec'ing (EOF), or

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,12 +56,10 @@ func (r *Runtime) start(ctx context.Context, rec *record) error {
 		return fmt.Errorf("container %q: start: %w", id, err)
 	}
 	defer conn.Close()
-	var m syncMsg
-	if err := json.NewDecoder(conn).Decode(&m); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("container %q: start: %w", id, err)
-	}
-	if m.Type == msgError {
-		return fmt.Errorf("container %q: %s", id, m.Error)
+	// Init execs the container's program, which closes the connection,
+	// or reports why it could not.
+	if err := newSyncPipe(conn).recv(msgNone); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("container %q: %w", id, err)
 	}
 	if rec.Spec.Hooks != nil && len(rec.Spec.Hooks.Poststart) > 0 {
 		st := r.stateOf(rec)

@@ -25,9 +25,3 @@ func TestParseMountOptions(t *testing.T) {
 		t.Error("rw after ro left the mount read-only")
 	}
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\011c`); got != "/a b\tc" {
-		t.Errorf("got %q", got)
-	}
-}

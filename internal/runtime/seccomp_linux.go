@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	seccomp "github.com/seccomp/libseccomp-golang"
@@ -57,37 +56,7 @@ func seccompAction(a specs.LinuxSeccompAction, errno *uint) (seccomp.ScmpAction,
 	return seccomp.ActInvalid, fmt.Errorf("seccomp action %q is not supported", a)
 }
 
-// seccompFilter is the filter a container's process gets: the spec's, and
-// that spec compiled to classic BPF by the runtime process when it could
-// (see seccompProgram), so that init only has to load it.
-type seccompFilter struct {
-	spec  *specs.LinuxSeccomp
-	bpf   []byte
-	flags uint
-}
-
-// load loads the filter into the calling thread. It leaves no_new_privs
-// alone: that is the spec's process.noNewPrivileges to decide.
-func (f *seccompFilter) load() error {
-	if f == nil || f.spec == nil {
-		return nil
-	}
-	if len(f.bpf) == 0 {
-		return loadSeccomp(f.spec)
-	}
-	if len(f.bpf)%8 != 0 || len(f.bpf)/8 > 0xffff {
-		return fmt.Errorf("seccomp: compiled filter of %d bytes is malformed", len(f.bpf))
-	}
-	insns := unsafe.Slice((*unix.SockFilter)(unsafe.Pointer(&f.bpf[0])), len(f.bpf)/8)
-	prog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, uintptr(f.flags), uintptr(unsafe.Pointer(&prog))); errno != 0 {
-		return fmt.Errorf("seccomp: load filter: %w", errno)
-	}
-	return nil
-}
-
 const (
-	seccompSetModeFilter    = 1 // SECCOMP_SET_MODE_FILTER
 	seccompFlagSpecAllow    = 4 // SECCOMP_FILTER_FLAG_SPEC_ALLOW
 	seccompCacheMaxFilesize = 1 << 20
 )
@@ -143,20 +112,6 @@ func seccompProgram(cacheDir string, s *specs.LinuxSeccomp) ([]byte, uint, error
 		}
 	}
 	return b, flags, nil
-}
-
-// loadSeccomp builds the spec's filter with libseccomp and loads it into
-// the calling thread.
-func loadSeccomp(s *specs.LinuxSeccomp) error {
-	f, err := buildSeccomp(s)
-	if err != nil {
-		return err
-	}
-	defer f.Release()
-	if err := f.Load(); err != nil {
-		return fmt.Errorf("seccomp: load filter: %w", err)
-	}
-	return nil
 }
 
 // buildSeccomp makes the libseccomp filter for s.
@@ -245,14 +200,23 @@ func buildSeccomp(s *specs.LinuxSeccomp) (*seccomp.ScmpFilter, error) {
 	return f, nil
 }
 
-// compileSeccomp puts the compiled filter of cfg's spec into cfg. Failing
-// that, init compiles the filter itself and reports what is wrong with it.
-func (r *Runtime) compileSeccomp(cfg *initConfig) {
-	if cfg.Spec == nil || cfg.Spec.Linux == nil || cfg.Spec.Linux.Seccomp == nil {
-		return
-	}
-	cache := filepath.Join(filepath.Dir(r.Root), filepath.Base(r.Root)+".seccomp")
-	if bpf, flags, err := seccompProgram(cache, cfg.Spec.Linux.Seccomp); err == nil {
+// sendConfig compiles the spec's seccomp filter into cfg, encodes cfg and
+// sends it to init.
+func (r *Runtime) sendConfig(sync *syncPipe, cfg *initConfig) error {
+	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
+		cache := filepath.Join(filepath.Dir(r.Root), filepath.Base(r.Root)+".seccomp")
+		bpf, flags, err := seccompProgram(cache, cfg.Spec.Linux.Seccomp)
+		if err != nil {
+			return err
+		}
 		cfg.SeccompBPF, cfg.SeccompFlags = bpf, flags
 	}
+	b, err := cfg.encode()
+	if err != nil {
+		return err
+	}
+	if err := sync.send(msgConfig, b); err != nil {
+		return fmt.Errorf("send configuration to init: %w", err)
+	}
+	return nil
 }

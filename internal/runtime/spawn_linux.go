@@ -108,7 +108,7 @@ func (r *Runtime) spawn(sp *spawn) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
 		Args:       []string{"berth-runtime", "init"},
-		Env:        append(sp.env, envInitFDs+"="+fds, "GOMAXPROCS=1"),
+		Env:        append(sp.env, envInitFDs+"="+fds),
 		Stdin:      sp.stdin,
 		Stdout:     sp.stdout,
 		Stderr:     sp.stderr,

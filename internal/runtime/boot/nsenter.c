@@ -1,5 +1,5 @@
-// See nsenter.go for the contract. Written by hand because no library offers
-// a pre-runtime setns for Go short of importing all of runc's libcontainer.
+// Joining namespaces before the Go runtime starts; see boot.go for the
+// contract.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
