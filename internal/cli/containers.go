@@ -11,6 +11,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/prestart"
 	"github.com/containerd/console"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -87,6 +88,7 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start b
 		return nil, nil, err
 	}
 	if start {
+		g.adoptMonitor(cmd, e)
 		// Only a head start: if it fails, Start starts a monitor itself
 		// and reports what goes wrong then.
 		_ = e.Prestart()
@@ -110,6 +112,21 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start b
 	o.Image = img
 	c, err := e.Create(cmd.Context(), o)
 	return e, c, err
+}
+
+// adoptMonitor gives e the monitor that package prestart started before
+// this command's Go code, if it was started for the same store.
+func (g *globals) adoptMonitor(cmd *cobra.Command, e *container.Engine) {
+	pid, report, ctl, root, ok := prestart.Monitor()
+	if !ok {
+		return
+	}
+	if f := cmd.Flag("root"); (f != nil && f.Changed && root == g.root) || ((f == nil || !f.Changed) && root == "") {
+		e.Adopt(pid, report, ctl)
+		return
+	}
+	report.Close()
+	ctl.Close() // it exits
 }
 
 // runAttached starts c attached to this command's terminal or stdio and

@@ -417,6 +417,23 @@ func (e *Engine) Prestart() error {
 	return err
 }
 
+// Adopt takes a monitor that was started ahead of this process's Go code
+// (package prestart) as Prestart's: report is the read end of its report
+// pipe, ctl its control socket.
+func (e *Engine) Adopt(pid int, report, ctl *os.File) {
+	if e.early != nil {
+		report.Close()
+		ctl.Close()
+		return
+	}
+	e.early = &earlyMonitor{report: report, ctl: ctl}
+	go func() { // collect it if it ends while this command runs
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Wait()
+		}
+	}()
+}
+
 // spawnMonitor starts a monitor for container id, or with id unassigned
 // one that waits to be told (assign).
 func (e *Engine) spawnMonitor(id string, attach *os.File) (*earlyMonitor, error) {
