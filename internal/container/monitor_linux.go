@@ -526,12 +526,10 @@ func assigned() (id string, attach *os.File, ok bool, err error) {
 func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, pidFile string) error {
 	e, c := m.e, m.c
 	if c.Host.Runtime == "" {
-		rt := e.ownRuntime(c)
-		err := rt.Create(ctx, c.ID, runtime.CreateOptions{Bundle: e.dir(c.ID), PidFile: pidFile, ConsoleSocket: cio.consoleSocket,
-			Stdin: cio.stdin, Stdout: cio.stdout, Stderr: cio.stderr})
-		if err == nil {
-			err = rt.Start(ctx, c.ID)
-		}
+		// Run detached: created and started with the runtime's record kept
+		// in memory between the two.
+		_, err := e.ownRuntime(c).Run(ctx, c.ID, runtime.CreateOptions{Bundle: e.dir(c.ID), PidFile: pidFile,
+			ConsoleSocket: cio.consoleSocket, Stdin: cio.stdin, Stdout: cio.stdout, Stderr: cio.stderr}, true)
 		return err
 	}
 	rtLog := filepath.Join(e.dir(c.ID), "runtime.log")

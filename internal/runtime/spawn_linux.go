@@ -56,7 +56,8 @@ type spawn struct {
 // spawn forks and execs the runtime binary as init. Namespaces that a
 // thread may join (all but mount and user) are joined on a locked OS thread
 // that then forks, so the child starts inside them; the mount and user
-// namespaces are joined by the nsenter constructor in the child.
+// namespaces are joined, and new namespaces other than pid and user made,
+// by the constructor in the child (package boot).
 func (r *Runtime) spawn(sp *spawn) (*exec.Cmd, error) {
 	exe, err := sealedSelf(r.Self)
 	if err != nil {
@@ -87,10 +88,13 @@ func (r *Runtime) spawn(sp *spawn) (*exec.Cmd, error) {
 	for _, ns := range sp.namespaces {
 		flag := nsFlags[ns.Type]
 		switch {
-		case ns.Path == "" && userPath != "" && ns.Type != specs.PIDNamespace:
-			unshareFlags |= flag // create after joining the user namespace
-		case ns.Path == "":
+		case ns.Path == "" && (ns.Type == specs.PIDNamespace || ns.Type == specs.UserNamespace):
 			cloneFlags |= flag
+		case ns.Path == "":
+			// Made by the child (package boot), after joining a user
+			// namespace if it does, and while this process makes the
+			// cgroup: a network namespace alone takes milliseconds.
+			unshareFlags |= flag
 		case ns.Type == specs.MountNamespace:
 			childJoins = append(childJoins, "mnt:"+ns.Path)
 		case ns.Type == specs.UserNamespace:
