@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -32,7 +33,8 @@ const (
 	namesDir   = ".names"
 )
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// nameRE compiles on first use (see network.nameRE).
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 // dir returns the directory of container id.
 func (e *Engine) dir(id string) string { return filepath.Join(e.root, id) }
@@ -47,7 +49,7 @@ func newID() string {
 // of their own, so that claiming one is a single atomic symlink(2) that
 // two concurrent `berth run --name` cannot both win.
 func (e *Engine) reserveName(name, id string) error {
-	if !nameRE.MatchString(name) || len(name) > 253 {
+	if !nameRE().MatchString(name) || len(name) > 253 {
 		return fmt.Errorf("container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalidArgument)
 	}
 	err := os.Symlink(id, filepath.Join(e.root, namesDir, name))

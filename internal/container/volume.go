@@ -62,7 +62,7 @@ func (e *Engine) createVolume(name string, labels map[string]string, anonymous b
 	if name == "" {
 		name, anonymous = newID(), true
 	}
-	if !nameRE.MatchString(name) || len(name) > 255 {
+	if !nameRE().MatchString(name) || len(name) > 255 {
 		return nil, fmt.Errorf("volume name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalidArgument)
 	}
 	if v, err := e.Volume(name); err == nil {
@@ -92,7 +92,7 @@ func (e *Engine) createVolume(name string, labels map[string]string, anonymous b
 
 // Volume returns the named volume.
 func (e *Engine) Volume(name string) (*Volume, error) {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return nil, fmt.Errorf("no such volume: %s: %w", name, errdefs.ErrNotFound)
 	}
 	v := &Volume{}

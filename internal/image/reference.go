@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,14 +31,14 @@ func ParseReference(s string) (Reference, error) {
 	// grammar also wants each path component to start and end with a
 	// letter or digit.
 	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
-		if !pathComponent.MatchString(c) {
+		if !pathComponent().MatchString(c) {
 			return Reference{}, fmt.Errorf("image reference %q: repository path component %q must start and end with a lowercase letter or digit, with only '.', '_', '__' or '-' between: %w", s, c, errdefs.ErrInvalidArgument)
 		}
 	}
 	return Reference{ref: r}, nil
 }
 
-var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+var pathComponent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`) })
 
 // explain turns go-containerregistry's parse errors into advice.
 func explain(s string, err error) string {

@@ -5,14 +5,17 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
+// The patterns compile on first use: every berth process, each monitor
+// too, runs all package initialisers at start.
 var (
-	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
-	ifnameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+	nameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
+	prefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`) })
+	ifnameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`) })
 )
 
 // privateRanges are the subnets a network may use: RFC 1918, shared
@@ -29,14 +32,14 @@ func validateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("network name is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if len(name) > 128 || !nameRE.MatchString(name) {
+	if len(name) > 128 || !nameRE().MatchString(name) {
 		return fmt.Errorf("network name %q is invalid: use letters, digits, '_', '.' and '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
 
 func validatePrefix(p string) error {
-	if !prefixRE.MatchString(p) {
+	if !prefixRE().MatchString(p) {
 		return fmt.Errorf("network prefix %q is invalid: 1 to 10 lowercase letters and digits, starting with a letter: %w", p, errdefs.ErrInvalidArgument)
 	}
 	return nil
@@ -68,7 +71,7 @@ func validateGateway(subnet netip.Prefix, gw netip.Addr) error {
 }
 
 func validateIfName(name string) error {
-	if !ifnameRE.MatchString(name) || name == "lo" {
+	if !ifnameRE().MatchString(name) || name == "lo" {
 		return fmt.Errorf("interface name %q is invalid: up to 15 letters, digits, '_', '.' or '-': %w", name, errdefs.ErrInvalidArgument)
 	}
 	return nil
@@ -77,7 +80,7 @@ func validateIfName(name string) error {
 // validateHostName checks a container name or alias that DNS will answer
 // for.
 func validateHostName(what, name string) error {
-	if len(name) > 253 || !nameRE.MatchString(name) || strings.Contains(name, "..") {
+	if len(name) > 253 || !nameRE().MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Errorf("%s %q is invalid: use letters, digits, '_', '.' and '-': %w", what, name, errdefs.ErrInvalidArgument)
 	}
 	return nil

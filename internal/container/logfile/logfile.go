@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -89,11 +90,11 @@ func ParseOptions(opts map[string]string) (maxSize int64, maxFiles int, err erro
 
 // sizeRE is the size syntax of Docker's units.RAMInBytes: a decimal number,
 // an optional space, an optional binary unit, an optional "i" and "b".
-var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgG])?[iI]?[bB]?$`)
+var sizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgG])?[iI]?[bB]?$`) })
 
 // parseSize parses a size for max-size.
 func parseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := sizeRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("not a size")
 	}
