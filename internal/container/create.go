@@ -159,6 +159,12 @@ func (e *Engine) createDir(c *Container) error {
 func (e *Engine) sweepTemp() {
 	ents, _ := os.ReadDir(e.root)
 	for _, ent := range ents {
+		// A .rm- directory is a removed container's that a killed
+		// monitor or command did not finish deleting.
+		if strings.HasPrefix(ent.Name(), ".rm-") {
+			os.RemoveAll(filepath.Join(e.root, ent.Name()))
+			continue
+		}
 		if !strings.HasPrefix(ent.Name(), ".tmp-") {
 			continue
 		}

@@ -267,6 +267,10 @@ type RemoveOptions struct {
 	// keepNetworks leaves the container's network endpoints to the
 	// caller: the monitor releases them after telling its clients.
 	keepNetworks bool
+	// trash, if set, receives the path of the container's renamed
+	// directory, which the caller deletes: the container is gone once
+	// the directory is renamed, and deleting its files takes a while.
+	trash *string
 }
 
 // Remove removes the container ref names with everything it holds. A
@@ -291,7 +295,13 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	} else {
 		e.release(ctx, c, st)
 	}
-	if err := removeDir(e.dir(id)); err != nil {
+	gone, err := hideDir(e.dir(id))
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	if o.trash != nil {
+		*o.trash = gone
+	} else if err := os.RemoveAll(gone); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	e.releaseName(c.Name, id)

@@ -144,14 +144,18 @@ func (e *Engine) monitor(ctx context.Context, id string, rs *restState, attach *
 	code, err := m.run(ctx, rs, report)
 	st, _ := e.state(id)
 	e.releaseLocal(ctx, c)
+	var trash string
 	if c.Host.AutoRemove {
-		e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true, keepNetworks: true})
+		e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true, keepNetworks: true, trash: &trash})
 	}
 	// Attached clients hear once the container is gone (with --rm) or
 	// recorded as exited; its network endpoints, whose removal can take a
 	// while when a bridge goes with them, are released after that. A
 	// failed start's caller hears last.
 	m.hub.exit(code)
+	if trash != "" {
+		os.RemoveAll(trash)
+	}
 	e.releaseNetworks(ctx, c, st)
 	return err
 }

@@ -54,14 +54,15 @@ func isOverlay(path string) bool {
 	return unix.Statfs(path, &st) == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC
 }
 
-// removeDir removes the container's directory; its root file system must
-// be unmounted.
-func removeDir(dir string) error {
+// hideDir renames a container's directory out of the way (.rm-NAME beside
+// it, which sweepTemp removes if nothing else does) and returns its new
+// path; the root file system must be unmounted.
+func hideDir(dir string) (string, error) {
 	gone := filepath.Join(filepath.Dir(dir), ".rm-"+filepath.Base(dir))
 	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return "", err
 	}
-	return os.RemoveAll(gone)
+	return gone, nil
 }
 
 // copyRootAttrs gives dir the owner and mode of the directory src (0755
