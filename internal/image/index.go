@@ -2,7 +2,9 @@ package image
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -64,9 +66,34 @@ func (x index) update(fn func(tx *bolt.Tx) error) error {
 	})
 }
 
-// view is update under another name: reads also open the file with
-// bbolt's exclusive lock, which keeps concurrent processes simple.
-func (x index) view(fn func(tx *bolt.Tx) error) error { return x.update(fn) }
+// view runs fn in a read-only transaction on the index opened read-only,
+// with bbolt's shared lock (update takes it exclusively): a read commits
+// and syncs nothing. An index that does not exist yet, or lacks a bucket,
+// is read through update, which makes them.
+func (x index) view(fn func(tx *bolt.Tx) error) error {
+	db, err := bolt.Open(x.path, 0o600, &bolt.Options{Timeout: 30 * time.Second, ReadOnly: true})
+	if errors.Is(err, os.ErrNotExist) {
+		return x.update(fn)
+	}
+	if err != nil {
+		return fmt.Errorf("image index %s: %w", x.path, err)
+	}
+	missing := false
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketImages, bucketTags, bucketCache} {
+			if tx.Bucket(b) == nil {
+				missing = true
+				return nil
+			}
+		}
+		return fn(tx)
+	})
+	db.Close()
+	if missing {
+		return x.update(fn)
+	}
+	return err
+}
 
 func getImage(tx *bolt.Tx, id digest.Digest) (*Image, error) {
 	data := tx.Bucket(bucketImages).Get([]byte(id))
