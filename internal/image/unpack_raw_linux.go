@@ -14,13 +14,14 @@ import (
 // another thread if the call lasts more than a sysmon tick (20 µs), and
 // creating an inode on ext4 often does: the P changes hands, threads are
 // woken and put back to sleep, and sysmon, kept busy, polls every 20 µs.
-// In a virtual machine those futex and nanosleep calls are dear (a cold
-// pull made 4,000 futex and 12,500 nanosleep calls besides its 45,000 file
-// calls). The calls here create entries and set their times: they work on
-// the local file system's metadata and wait for nothing else, so holding
-// the P through them costs nothing, the thread keeps the core busy in the
-// kernel meanwhile. Writing file content stays an ordinary call: it may
-// sleep while the kernel throttles dirty pages.
+// In a virtual machine those switches are dear: with ordinary calls, a
+// cold pull of the benchmark image (10,700 entries) made about 6,000
+// context switches and 2,400 nanosleep calls, with these 3,500 and 1,500,
+// and took a tenth less CPU time. The calls here create entries and set
+// their times: they work on the local file system's metadata and wait for
+// nothing else, so holding the P through them costs nothing, the thread
+// keeps the core busy in the kernel meanwhile. Writing file content stays
+// an ordinary call: it may sleep while the kernel throttles dirty pages.
 
 func rawOpenat(dirfd int, path string, flags int, mode uint32) (int, error) {
 	p, err := unix.BytePtrFromString(path)
