@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/sys/signal"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,24 +105,45 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 	if err := e.populateVolumes(c); err != nil {
 		return st, err
 	}
-	netns, err := e.connect(ctx, c, st)
-	if err != nil {
+	if _, err := e.connect(ctx, c, st); err != nil {
 		return st, err
 	}
-	dir := e.dir(c.ID)
 	if err := e.writeEtcFiles(c, st); err != nil {
 		return st, err
+	}
+	return st, e.saveState(c.ID, st)
+}
+
+// writeSpec builds the container's runtime spec and writes it to its
+// bundle; the monitor does it just before each run, so that the command
+// that starts the container does not spend its time encoding it, and the
+// runtime takes it without reading it back. What building it warns about
+// goes into the state.
+func (e *Engine) writeSpec(c *Container) (*specs.Spec, error) {
+	dir := e.dir(c.ID)
+	netns := ""
+	if c.networkMode() != "host" {
+		netns = e.netnsPath(c.ID)
 	}
 	b := &specBuilder{c: c, rootfs: filepath.Join(dir, rootfsDir), dir: dir, netns: netns, init: e.berth[0], volRoot: e.volRoot}
 	spec, err := b.build()
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	if err := writeJSON(filepath.Join(dir, specFile), spec); err != nil {
-		return st, err
+		return nil, err
 	}
-	st.Warnings = append(st.Warnings, b.warnings...)
-	return st, e.saveState(c.ID, st)
+	if len(b.warnings) > 0 {
+		e.updateState(c.ID, func(s *State) error {
+			for _, w := range b.warnings {
+				if !slices.Contains(s.Warnings, w) {
+					s.Warnings = append(s.Warnings, w)
+				}
+			}
+			return nil
+		})
+	}
+	return spec, nil
 }
 
 // release undoes prepare and what a run left: the runtime's record of the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,7 +232,11 @@ func (m *monitor) once(ctx context.Context, first bool, report func(startReport)
 	}
 	pidFile := filepath.Join(m.dir, "pid")
 	os.Remove(pidFile)
-	if err := m.runContainer(ctx, cio, pidFile); err != nil {
+	spec, err := m.e.writeSpec(c)
+	if err == nil {
+		err = m.runContainer(ctx, cio, spec, pidFile)
+	}
+	if err != nil {
 		cio.closeChildEnds()
 		cio.close()
 		m.e.deleteRuntimeState(context.Background(), c)
@@ -527,13 +532,13 @@ func assigned() (id string, attach *os.File, ok bool, err error) {
 // runContainer creates and starts the container with cio as its stdio:
 // through berth's runtime in this process, which saves starting two
 // runtime processes per run, or through the --runtime command.
-func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, pidFile string) error {
+func (m *monitor) runContainer(ctx context.Context, cio *ctrIO, spec *specs.Spec, pidFile string) error {
 	e, c := m.e, m.c
 	if c.Host.Runtime == "" {
 		// Run detached: created and started with the runtime's record kept
 		// in memory between the two.
 		_, err := e.ownRuntime(c).Run(ctx, c.ID, runtime.CreateOptions{Bundle: e.dir(c.ID), PidFile: pidFile,
-			ConsoleSocket: cio.consoleSocket, Stdin: cio.stdin, Stdout: cio.stdout, Stderr: cio.stderr}, true)
+			ConsoleSocket: cio.consoleSocket, Stdin: cio.stdin, Stdout: cio.stdout, Stderr: cio.stderr, Spec: spec}, true)
 		return err
 	}
 	rtLog := filepath.Join(e.dir(c.ID), "runtime.log")

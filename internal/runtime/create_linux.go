@@ -36,7 +36,12 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle %q: %w", opts.Bundle, err)
 	}
-	spec, err := LoadSpec(bundle)
+	spec := opts.Spec
+	if spec == nil {
+		spec, err = LoadSpec(bundle)
+	} else if err = validateSpec(spec); err != nil {
+		err = fmt.Errorf("config.json: %w", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

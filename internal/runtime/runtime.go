@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"log/slog"
 	"os"
 )
@@ -26,6 +27,9 @@ type CreateOptions struct {
 	PreserveFDs   int
 	// Stdio for the container's process; nil means the caller's own.
 	Stdin, Stdout, Stderr *os.File
+	// Spec, if set, is the bundle's configuration as the caller wrote it
+	// to config.json, which is then not read back.
+	Spec *specs.Spec
 }
 
 func (r *Runtime) logger() *slog.Logger {
