@@ -55,6 +55,7 @@ const (
 	flagHostname
 	flagDomainname
 	flagFinalPropagation
+	flagLoopback
 )
 
 const (
@@ -158,6 +159,7 @@ func (cfg *initConfig) encode() ([]byte, error) {
 	}
 	_, mountNS := namespace(spec, specs.MountNamespace)
 	_, cgroupNS := namespace(spec, specs.CgroupNamespace)
+	netNS, hasNetNS := namespace(spec, specs.NetworkNamespace)
 	_, uts := namespace(spec, specs.UTSNamespace)
 	finalProp, hasFinalProp := propagationTable[spec.Linux.RootfsPropagation]
 	set(flagNoPivot, cfg.NoPivot)
@@ -176,6 +178,7 @@ func (cfg *initConfig) encode() ([]byte, error) {
 		set(flagHostname, spec.Hostname != "")
 		set(flagDomainname, spec.Domainname != "")
 		set(flagFinalPropagation, hasFinalProp)
+		set(flagLoopback, hasNetNS && netNS.Path == "")
 		if (spec.Hostname != "" || spec.Domainname != "") && !uts {
 			w.fail(errors.New("hostname and domainname need a UTS namespace in linux.namespaces"))
 		}

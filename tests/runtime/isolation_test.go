@@ -152,3 +152,12 @@ func TestReadonlyRootAndMaskedPaths(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestLoopbackUp: a new network namespace has lo up, as runc sets it up.
+func TestLoopbackUp(t *testing.T) {
+	e := newEnv(t, "ip", "-o", "link", "show", "lo")
+	r := e.run(e.id("lo"))
+	if r.code != 0 || !strings.Contains(r.stdout, "<LOOPBACK,UP,") {
+		t.Fatalf("exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -39,6 +39,7 @@ enum {
 	F_HOSTNAME = 1 << 13,
 	F_DOMAINNAME = 1 << 14,
 	F_FINAL_PROPAGATION = 1 << 15,
+	F_LOOPBACK = 1 << 16, /* a new network namespace: bring lo up, as runc does */
 };
 
 enum { MOUNT_PLAIN = 0, MOUNT_BIND = 1, MOUNT_CGROUP = 2 };

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/if.h>
 #include <linux/keyctl.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -385,12 +386,27 @@ static void set_identity(struct config *c) {
 		berth_die("domainname: %s", (berth_fail("setdomainname"), berth_err));
 }
 
+/* loopback_up brings up lo in the new network namespace, as runc does. */
+static void loopback_up(void) {
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		berth_die("loopback: %s", (berth_fail("get flags"), berth_err));
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		berth_die("loopback: %s", (berth_fail("set up"), berth_err));
+	close(s);
+}
+
 /* create prepares a new container and waits for start. */
 static void create(struct config *c, int sync, int listener, int console) {
 	if (listener < 0)
 		berth_die("no start socket");
 	if (setsid() < 0)
 		berth_die("setsid: %s", (berth_fail("setsid"), berth_err));
+	if (c->flags & F_LOOPBACK)
+		loopback_up();
 	berth_expect(sync, MSG_CGROUP);
 	/* Only now, in its cgroup, so that the new namespace is rooted there. */
 	if ((c->flags & F_UNSHARE_CGROUPNS) && unshare(CLONE_NEWCGROUP) < 0)
