@@ -232,7 +232,11 @@ func (e *Engine) Inspect(ref string) (*Details, error) {
 		d.Mounts = append(d.Mounts, dm)
 	}
 	if st.Running() {
-		if mode := c.networkMode(); mode != "host" {
+		switch mode := c.networkMode(); mode {
+		case "host":
+		case "none":
+			d.NetworkSettings.SandboxKey = "/proc/" + strconv.Itoa(st.Pid) + "/ns/net"
+		default:
 			d.NetworkSettings.SandboxKey = e.netnsPath(c.ID)
 		}
 	}

@@ -121,11 +121,14 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 // goes into the state.
 func (e *Engine) writeSpec(c *Container) (*specs.Spec, error) {
 	dir := e.dir(c.ID)
-	netns := ""
-	if c.networkMode() != "host" {
-		netns = e.netnsPath(c.ID)
+	b := &specBuilder{c: c, rootfs: filepath.Join(dir, rootfsDir), dir: dir, init: e.berth[0], volRoot: e.volRoot}
+	switch c.networkMode() {
+	case "host":
+	case "none":
+		b.ownNetNS = true
+	default:
+		b.netns = e.netnsPath(c.ID)
 	}
-	b := &specBuilder{c: c, rootfs: filepath.Join(dir, rootfsDir), dir: dir, netns: netns, init: e.berth[0], volRoot: e.volRoot}
 	spec, err := b.build()
 	if err != nil {
 		return nil, err

@@ -64,7 +64,8 @@ func (e *Engine) netnsPath(id string) string { return filepath.Join(e.runRoot, "
 // path, "" for the host's network.
 func (e *Engine) connect(ctx context.Context, c *Container, st *State) (string, error) {
 	mode := c.networkMode()
-	if mode == "host" {
+	if mode == "host" || mode == "none" {
+		// none: the runtime makes a namespace with only lo, up.
 		return "", nil
 	}
 	path := e.netnsPath(c.ID)
@@ -74,9 +75,6 @@ func (e *Engine) connect(ctx context.Context, c *Container, st *State) (string, 
 	network.RemoveNS(path)
 	if err := network.NewNS(path); err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
-	}
-	if mode == "none" {
-		return path, nil
 	}
 	ports, err := c.publishedPorts()
 	if err != nil {

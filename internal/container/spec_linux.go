@@ -35,7 +35,8 @@ type specBuilder struct {
 	c        *Container
 	rootfs   string // mounted
 	dir      string
-	netns    string // "" for the host's network
+	netns    string // the network namespace to join; "" for the host's network
+	ownNetNS bool   // a network namespace of its own, made by the runtime
 	init     string // the berth binary, for --init
 	volRoot  string
 	warnings []string
@@ -213,7 +214,7 @@ func capabilities(h HostConfig) ([]string, error) {
 func (b *specBuilder) namespaces(s *specs.Spec) {
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
-	if b.netns != "" {
+	if b.netns != "" || b.ownNetNS {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: b.netns})
 		// As Docker: any port is bindable and ping works without
 		// privileges inside the container's own network.
