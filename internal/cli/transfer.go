@@ -28,7 +28,7 @@ func registryFlags(cmd *cobra.Command, o *image.RegistryOptions) {
 }
 
 func newPush(g *globals) *cobra.Command {
-	var o image.RegistryOptions
+	var o image.PushOptions
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "push [flags] IMAGE [DESTINATION]",
@@ -47,10 +47,19 @@ func newPush(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// On a terminal a line per layer sent with bytes and rate.
+			var bars *pullProgress
 			if !quiet {
 				fmt.Fprintf(os.Stderr, "Pushing %s...\n", ref)
+				if isTerminal(os.Stderr) {
+					bars = newPullProgress(os.Stderr)
+					o.Progress = bars.progress()
+				}
 			}
 			d, err := s.Push(cmd.Context(), args[0], ref, o)
+			if bars != nil {
+				bars.close()
+			}
 			if err != nil {
 				return err
 			}
@@ -60,7 +69,7 @@ func newPush(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	registryFlags(cmd, &o)
+	registryFlags(cmd, &o.RegistryOptions)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
 	return cmd
 }

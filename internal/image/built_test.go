@@ -157,7 +157,7 @@ func TestAddImagePushPullSave(t *testing.T) {
 
 	reg := registrytest.Start(t)
 	dst := mustRef(t, reg.Ref("built/img:1"))
-	d, err := s.Push(ctx, "localhost/built:1", dst, RegistryOptions{})
+	d, err := s.Push(ctx, "localhost/built:1", dst, PushOptions{})
 	if err != nil || d.String() != img.Manifest.String() {
 		t.Fatalf("Push = %s, %v; want %s", d, err, img.Manifest)
 	}

@@ -45,6 +45,14 @@ type PullOptions struct {
 	Progress *Progress
 }
 
+// PushOptions are Push's options.
+type PushOptions struct {
+	RegistryOptions
+	// Progress hears the bytes of each layer blob sent; blobs the
+	// registry has already are not sent.
+	Progress *Progress
+}
+
 // HostPlatform is the platform of this machine.
 func HostPlatform() *v1.Platform {
 	p := &v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}

@@ -12,8 +12,9 @@ import (
 // read from the blobs as they were pulled, so that pushing or saving it
 // keeps its digests.
 type storedImage struct {
-	s   *Store
-	rec *Image
+	s        *Store
+	rec      *Image
+	progress *Progress // hears the bytes read from layer blobs
 }
 
 // V1 returns img as a go-containerregistry image backed by the store.
@@ -65,7 +66,14 @@ func (sl storedLayer) MediaType() (types.MediaType, error) {
 	return types.MediaType(sl.l.MediaType), nil
 }
 func (sl storedLayer) Compressed() (io.ReadCloser, error) {
-	return sl.si.s.blobs.open(sl.l.Digest)
+	f, err := sl.si.s.blobs.open(sl.l.Digest)
+	if err != nil || sl.si.progress == nil {
+		return f, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&counter{r: f, p: sl.si.progress, layer: sl.l.Digest, total: sl.l.Size}, f}, nil
 }
 
 type blobMissing struct{ digest string }

@@ -15,18 +15,19 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // Push sends the image that src names to dst's registry and returns the
 // digest of the manifest there. Blobs the registry has are not sent again.
-func (s *Store) Push(ctx context.Context, src string, dst Reference, opts RegistryOptions) (v1.Hash, error) {
+func (s *Store) Push(ctx context.Context, src string, dst Reference, opts PushOptions) (v1.Hash, error) {
 	img, err := s.Get(src)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	v, err := s.V1(img)
+	v, err := partial.CompressedToImage(storedImage{s: s, rec: img, progress: opts.Progress})
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -35,7 +36,7 @@ func (s *Store) Push(ctx context.Context, src string, dst Reference, opts Regist
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	ropts, err := remoteOptions(ctx, dst.Registry(), opts)
+	ropts, err := remoteOptions(ctx, dst.Registry(), opts.RegistryOptions)
 	if err != nil {
 		return v1.Hash{}, err
 	}

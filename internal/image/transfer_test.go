@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image/registrytest"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // TestPushThenPull pushes a pulled image under another name to another
@@ -25,9 +27,22 @@ func TestPushThenPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := mustRef(t, b.Ref("dst/bb:2"))
-	d, err := s.Push(context.Background(), a.Ref("src/bb:1"), dst, RegistryOptions{})
+	var mu sync.Mutex
+	sent := map[digest.Digest][2]int64{}
+	progress := &Progress{Bytes: func(layer digest.Digest, done, total int64) {
+		mu.Lock()
+		sent[layer] = [2]int64{done, total}
+		mu.Unlock()
+	}}
+	d, err := s.Push(context.Background(), a.Ref("src/bb:1"), dst, PushOptions{Progress: progress})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Every layer went to the empty registry, and progress heard all of it.
+	for _, l := range img.Layers {
+		if got := sent[l.Digest]; got[0] != l.Size || got[1] != l.Size {
+			t.Errorf("progress of layer %s: %d of %d bytes, want %d", l.Digest, got[0], got[1], l.Size)
+		}
 	}
 	if d.String() != img.Manifest.String() {
 		t.Errorf("pushed manifest %s, stored %s: a push must keep the digest", d, img.Manifest)

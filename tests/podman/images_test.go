@@ -36,7 +36,7 @@ func TestImageInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst, _ := berthimage.ParseReference(reg.Ref("interop/from-berth:1"))
-		if _, err := store.Push(ctx, local.String(), dst, berthimage.RegistryOptions{}); err != nil {
+		if _, err := store.Push(ctx, local.String(), dst, berthimage.PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		p.must(t, "pull", "--tls-verify=false", reg.Ref("interop/from-berth:1"))
