@@ -161,3 +161,26 @@ func TestLoopbackUp(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestBindFlagsStayOnTheirMount: a read-only bind whose destination an
+// image symlink routes through the bind's own content must make that bind
+// read-only, not whatever its content's symlinks point to (here the root).
+func TestBindFlagsStayOnTheirMount(t *testing.T) {
+	e := newEnv(t, "sh", "-c", "touch /m/f 2>/dev/null && echo wrote-m; touch /f 2>/dev/null && echo wrote-root")
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if err := os.Symlink("/m/x/..", filepath.Join(rootfs, "vol")); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := os.Symlink("/", filepath.Join(src, "x")); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid"}})
+	r := e.run(e.id("robind"))
+	if r.code != 0 || r.stdout != "wrote-root\n" {
+		t.Fatalf("want the bind read-only and the root writable: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if entries, _ := os.ReadDir(src); len(entries) != 1 {
+		t.Fatalf("the bind source changed: %v", entries)
+	}
+}

@@ -1,7 +1,9 @@
 // A container's init: see boot.go for the contract.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
@@ -21,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,23 +43,61 @@ static int env_fd(const char *list, int i) {
 
 /* Hooks. */
 
-static int wait_hook(pid_t pid, int errfd, uint64_t timeout, char *out, size_t size, int *status) {
+/* hook_io feeds the state to a hook's stdin and keeps its stderr while it
+ * runs; the state is written as the pipe takes it, so a hook that does not
+ * read it cannot block init past its timeout. */
+struct hook_io {
+	int in, err;
+	const char *state;
+	size_t left;
+	char *out;
+	size_t size, got;
+};
+
+static void hook_stderr(struct hook_io *io) {
+	char buf[512];
+	ssize_t r = read(io->err, buf, sizeof buf);
+	if (r <= 0) {
+		close(io->err);
+		io->err = -1;
+	} else if (io->got < io->size - 1) {
+		size_t k = (size_t)r < io->size - 1 - io->got ? (size_t)r : io->size - 1 - io->got;
+		memcpy(io->out + io->got, buf, k);
+		io->got += k;
+	}
+}
+
+static void hook_stdin(struct hook_io *io) {
+	ssize_t w = write(io->in, io->state, io->left);
+	if (w > 0) {
+		io->state += w;
+		io->left -= (size_t)w;
+	}
+	if (io->left == 0 || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(io->in); /* EPIPE: the hook does not read it */
+		io->in = -1;
+	}
+}
+
+/* wait_hook returns 0 when the hook exited, 1 when it outlived its
+ * timeout (it is killed), -1 on an error. */
+static int wait_hook(pid_t pid, struct hook_io *io, uint64_t timeout, int *status) {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return -1;
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	size_t got = 0;
+	long long limit = timeout > (uint64_t)INT_MAX / 1000 ? INT_MAX : (long long)timeout * 1000;
 	for (;;) {
-		struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {errfd, POLLIN, 0}};
+		struct pollfd fds[3] = {{pidfd, POLLIN, 0}, {io->err, POLLIN, 0}, {io->in, POLLOUT, 0}};
 		int wait_ms = -1;
 		if (timeout > 0) {
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			long long spent = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
-			wait_ms = spent >= (long long)timeout * 1000 ? 0 : (int)((long long)timeout * 1000 - spent);
+			wait_ms = spent >= limit ? 0 : (int)(limit - spent);
 		}
-		int n = poll(fds, errfd >= 0 ? 2 : 1, wait_ms);
+		int n = poll(fds, 3, wait_ms); /* a negative fd is skipped */
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0) {
@@ -65,21 +106,14 @@ static int wait_hook(pid_t pid, int errfd, uint64_t timeout, char *out, size_t s
 			close(pidfd);
 			return 1;
 		}
-		if (errfd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
-			char buf[512];
-			ssize_t r = read(errfd, buf, sizeof buf);
-			if (r <= 0)
-				errfd = -1;
-			else if (got < size - 1) {
-				size_t k = (size_t)r < size - 1 - got ? (size_t)r : size - 1 - got;
-				memcpy(out + got, buf, k);
-				got += k;
-			}
-		}
+		if (io->err >= 0 && (fds[1].revents & (POLLIN | POLLHUP)))
+			hook_stderr(io);
+		if (io->in >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP)))
+			hook_stdin(io);
 		if (fds[0].revents & POLLIN) {
 			waitpid(pid, status, 0);
 			close(pidfd);
-			out[got] = '\0';
+			io->out[io->got] = '\0';
 			return 0;
 		}
 	}
@@ -95,7 +129,10 @@ static int run_hook(const struct hook *h, const char *state) {
 	if (pid < 0)
 		return berth_fail("fork");
 	if (pid == 0) {
+		/* stdout goes nowhere: it is the container's (its terminal). */
+		int null = open("/dev/null", O_WRONLY);
 		dup2(in[0], 0);
+		dup2(null, 1);
 		dup2(err[1], 2);
 		char *def[] = {(char *)h->path, NULL};
 		execve(h->path, h->args[0] ? h->args : def, h->env);
@@ -104,25 +141,31 @@ static int run_hook(const struct hook *h, const char *state) {
 	}
 	close(in[0]);
 	close(err[1]);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
 	/* A hook that does not read its stdin must not end init. */
 	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
 	sigaction(SIGPIPE, &ign, &old);
-	ssize_t w = write(in[1], state, strlen(state));
-	(void)w;
-	close(in[1]);
-	sigaction(SIGPIPE, &old, NULL);
 	char text[1024];
+	struct hook_io io = {.in = in[1], .err = err[0], .state = state, .left = strlen(state), .out = text, .size = sizeof text};
 	int status = 0;
-	int r = wait_hook(pid, err[0], h->timeout, text, sizeof text, &status);
-	close(err[0]);
+	int r = wait_hook(pid, &io, h->timeout, &status);
+	sigaction(SIGPIPE, &old, NULL);
+	if (io.in >= 0)
+		close(io.in);
+	if (io.err >= 0)
+		close(io.err);
 	if (r < 0)
 		return berth_fail("wait");
 	if (r == 1)
 		return berth_failx("timed out after %llus", (unsigned long long)h->timeout);
 	for (size_t n = strlen(text); n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' '); n--)
 		text[n - 1] = '\0';
-	if (WIFSIGNALED(status))
-		return berth_failx("signal: %s%s%s", strsignal(WTERMSIG(status)), text[0] ? ": " : "", text);
+	if (WIFSIGNALED(status)) {
+		char sig[64];
+		snprintf(sig, sizeof sig, "%s", strsignal(WTERMSIG(status)));
+		sig[0] = (char)tolower((unsigned char)sig[0]);
+		return berth_failx("signal: %s%s%s", sig, text[0] ? ": " : "", text);
+	}
 	if (WEXITSTATUS(status) != 0)
 		return berth_failx("exit status %d%s%s", WEXITSTATUS(status), text[0] ? ": " : "", text);
 	return 0;
@@ -329,11 +372,17 @@ static void apply_caps(struct config *c, int bounding) {
 static void set_user(struct config *c) {
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		berth_die("keepcaps: %s", (berth_fail("prctl"), berth_err));
-	if (syscall(SYS_setgroups, c->ngids, c->gids) < 0 && !(errno == EPERM && c->ngids == 0))
+	/* setgid and setuid refuse -1, which setres*id would take as "keep
+	 * root". Init has one thread, so glibc's wrappers change just it. */
+	if (setgroups(c->ngids, c->gids) < 0 && !(errno == EPERM && c->ngids == 0))
 		berth_die("process.user.additionalGids: %s", (berth_fail("setgroups"), berth_err));
-	if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
+	if (c->gid >= UINT32_MAX)
+		berth_die("process.user.gid %llu: not a valid group ID", (unsigned long long)c->gid);
+	if (setgid((gid_t)c->gid) < 0)
 		berth_die("process.user.gid %llu: %s", (unsigned long long)c->gid, (berth_fail("setgid"), berth_err));
-	if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
+	if (c->uid >= UINT32_MAX)
+		berth_die("process.user.uid %llu: not a valid user ID", (unsigned long long)c->uid);
+	if (setuid((uid_t)c->uid) < 0)
 		berth_die("process.user.uid %llu: %s", (unsigned long long)c->uid, (berth_fail("setuid"), berth_err));
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
 		berth_die("keepcaps: %s", (berth_fail("prctl"), berth_err));

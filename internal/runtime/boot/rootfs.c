@@ -11,6 +11,7 @@
 // device node outside its root.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -38,6 +39,21 @@ static struct fdpath fdpath(int fd) {
 	struct fdpath p;
 	snprintf(p.s, sizeof p.s, "/proc/self/fd/%d", fd);
 	return p;
+}
+
+/* pathf formats a path into buf; a path that does not fit fails with
+ * ENAMETOOLONG rather than being used cut short. */
+static int pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int pathf(char *buf, size_t size, const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return berth_fail("%.64s…", buf);
+	}
+	return 0;
 }
 
 static int open_in_root(const char *path) {
@@ -151,9 +167,10 @@ fail:
 
 /* split divides a cleaned absolute path into its directory and last name,
  * in buffers the caller gives. */
-static void split(const char *path, char *dir, char *base) {
+static int split(const char *path, char *dir, char *base) {
 	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof tmp, "%s", path);
+	if (pathf(tmp, sizeof tmp, "%s", path) < 0)
+		return -1;
 	size_t n = strlen(tmp);
 	while (n > 1 && tmp[n - 1] == '/')
 		tmp[--n] = '\0';
@@ -169,6 +186,7 @@ static void split(const char *path, char *dir, char *base) {
 		strcpy(dir, tmp);
 		strcpy(base, slash + 1);
 	}
+	return 0;
 }
 
 /* mount_target resolves dest inside the root, creating a directory there
@@ -180,7 +198,8 @@ static int mount_target(const char *dest, int file) {
 	if (!file)
 		return mkdir_all(dest);
 	char dir[PATH_MAX], base[PATH_MAX];
-	split(dest, dir, base);
+	if (split(dest, dir, base) < 0)
+		return -1;
 	int d = mkdir_all(dir);
 	if (d < 0)
 		return -1;
@@ -209,14 +228,41 @@ static int remount(const char *path, const char *name, unsigned long flags) {
 	return 0;
 }
 
-/* after applies remount flags and propagation to the mount just made at
- * dest. It reopens dest: the descriptor used to mount refers to the
- * directory underneath the new mount, not to the mount itself. */
-static int after(const char *dest, unsigned long flags, const struct mnt *m) {
+/* reopen_mounted returns a descriptor of the mount just made on the
+ * directory that t refers to: the path t was resolved to, looked up again
+ * following nothing, which crosses into the new mount. The destination is
+ * not resolved a second time: the new mount's content (a bind source's
+ * symlinks) could send that lookup elsewhere. */
+static int reopen_mounted(int t, const char *name) {
+	char real[PATH_MAX];
+	struct fdpath p = fdpath(t);
+	ssize_t n = readlink(p.s, real, sizeof real);
+	if (n < 0)
+		return berth_fail("readlink %s", name);
+	if ((size_t)n >= sizeof real) {
+		errno = ENAMETOOLONG;
+		return berth_fail("%s", name);
+	}
+	real[n] = '\0';
+	size_t rl = strlen(root_path);
+	if (strncmp(real, root_path, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) {
+		errno = EXDEV;
+		return berth_fail("%s is not inside the root", name);
+	}
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, real, &how, sizeof how);
+	if (fd < 0)
+		return berth_fail("reopen %s", name);
+	return fd;
+}
+
+/* after applies remount flags and propagation to the mount just made on
+ * the directory t refers to (dest names it in messages). */
+static int after(int t, const char *dest, unsigned long flags, const struct mnt *m) {
 	size_t nprops = m != NULL ? m->nprops : 0;
 	if (flags == 0 && nprops == 0)
 		return 0;
-	int fd = open_in_root(dest);
+	int fd = reopen_mounted(t, dest);
 	if (fd < 0)
 		return -1;
 	struct fdpath p = fdpath(fd);
@@ -239,10 +285,12 @@ static int bind_mount(const struct mnt *m) {
 		return -1;
 	struct fdpath p = fdpath(t);
 	int r = mount(m->src, p.s, "", MS_BIND | (m->flags & MS_REC), "");
-	close(t);
 	if (r < 0)
-		return berth_fail("bind %s", m->src);
-	return after(m->dest, m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT), m);
+		r = berth_fail("bind %s", m->src);
+	else
+		r = after(t, m->dest, m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT), m);
+	close(t);
+	return r;
 }
 
 static int plain_mount(const struct mnt *m, int new_user) {
@@ -261,12 +309,14 @@ static int plain_mount(const struct mnt *m, int new_user) {
 	} else if (r < 0 && strcmp(m->type, "mqueue") == 0 && errno == EPERM && new_user) {
 		r = mount("/dev/mqueue", p.s, "", MS_BIND | MS_REC, "");
 	}
-	close(t);
 	if (r < 0)
-		return berth_fail("mount");
-	if (again != 0 && after(m->dest, again, NULL) < 0)
-		return -1;
-	return after(m->dest, 0, m);
+		r = berth_fail("mount");
+	else if (again != 0)
+		r = after(t, m->dest, again, NULL);
+	if (r == 0)
+		r = after(t, m->dest, 0, m);
+	close(t);
+	return r;
 }
 
 /* Mount information. */
@@ -399,12 +449,17 @@ static void v1_controllers(const char *opts, char *out, size_t size) {
 	for (char *save = NULL, *o = strtok_r(tmp, ",", &save); o != NULL; o = strtok_r(NULL, ",", &save)) {
 		if (strncmp(o, "name=", 5) != 0 && (strcmp(o, "rw") == 0 || strcmp(o, "ro") == 0 || strchr(o, '=') != NULL))
 			continue;
+		/* Options of the hierarchy, not controllers. */
+		if (strcmp(o, "xattr") == 0 || strcmp(o, "clone_children") == 0 || strcmp(o, "noprefix") == 0 ||
+		    strcmp(o, "cpuset_v2_mode") == 0 || strcmp(o, "favordynmods") == 0 || strcmp(o, "none") == 0)
+			continue;
 		size_t l = strlen(out);
 		snprintf(out + l, size - l, "%s%s", l ? "," : "", o);
 	}
 }
 
 static int symlink_in_root(const char *target, const char *link);
+static int cgroup_v1(const struct mnt *m, int cgroupns, char *own);
 
 /* cgroup_mount mounts the cgroup file system at m->dest. With cgroup v1 it
  * is a tmpfs holding one mount per hierarchy of the container's own cgroup;
@@ -427,17 +482,33 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 			return r < 0 ? berth_fail("mount cgroup2") : 0;
 		}
 		char src[PATH_MAX];
-		snprintf(src, sizeof src, "/sys/fs/cgroup%s", v2);
+		if (pathf(src, sizeof src, "/sys/fs/cgroup%s", v2) < 0) {
+			close(t);
+			return -1;
+		}
 		r = mount(src, p.s, "", MS_BIND, "");
-		close(t);
 		if (r < 0)
-			return berth_fail("bind %s", src);
-		return after(m->dest, m->flags, NULL);
+			r = berth_fail("bind %s", src);
+		else
+			r = after(t, m->dest, m->flags, NULL);
+		close(t);
+		return r;
 	}
 	r = mount("tmpfs", p.s, "tmpfs", m->flags & ~(unsigned long)MS_RDONLY, "mode=755");
+	if (r == 0)
+		r = cgroup_v1(m, cgroupns, own);
+	else
+		berth_fail("mount tmpfs");
+	if (r == 0 && (m->flags & MS_RDONLY))
+		r = after(t, m->dest, m->flags, NULL);
 	close(t);
-	if (r < 0)
-		return berth_fail("mount tmpfs");
+	return r;
+}
+
+/* cgroup_v1 mounts each hierarchy of the container's own cgroup in the
+ * tmpfs at m->dest. */
+static int cgroup_v1(const struct mnt *m, int cgroupns, char *own) {
+	int r;
 	struct mountinfo *mi = mounts();
 	if (mi == NULL)
 		return -1;
@@ -451,14 +522,18 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 		const char *name = strrchr(h->point, '/');
 		name = name ? name + 1 : h->point;
 		char dest[PATH_MAX];
-		snprintf(dest, sizeof dest, "%s/%s", m->dest, name);
+		if (pathf(dest, sizeof dest, "%s/%s", m->dest, name) < 0)
+			return -1;
 		int sub = mkdir_all(dest);
 		if (sub < 0)
 			return -1;
 		struct fdpath sp = fdpath(sub);
 		const char *path = own_cgroup(own, ctrls);
 		char src[PATH_MAX];
-		snprintf(src, sizeof src, "%s%s", h->point, path ? path : "");
+		if (pathf(src, sizeof src, "%s%s", h->point, path ? path : "") < 0) {
+			close(sub);
+			return -1;
+		}
 		if (cgroupns) {
 			/* A fresh mount shows the namespace's root, the container's
 			 * own cgroup; a bind of src would show the host's root. */
@@ -472,7 +547,7 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 			if (r < 0)
 				berth_fail("cgroup %s (from %s)", name, src);
 			else
-				r = after(dest, m->flags, NULL);
+				r = after(sub, dest, m->flags, NULL);
 		}
 		close(sub);
 		if (r < 0)
@@ -482,13 +557,11 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 			char list[PATH_MAX];
 			snprintf(list, sizeof list, "%s", name);
 			for (char *save = NULL, *c = strtok_r(list, ",", &save); c != NULL; c = strtok_r(NULL, ",", &save)) {
-				snprintf(dest, sizeof dest, "%s/%s", m->dest, c);
-				symlink_in_root(name, dest);
+				if (pathf(dest, sizeof dest, "%s/%s", m->dest, c) == 0)
+					symlink_in_root(name, dest);
 			}
 		}
 	}
-	if (m->flags & MS_RDONLY)
-		return after(m->dest, m->flags, NULL);
 	return 0;
 }
 
@@ -496,7 +569,8 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 
 static int symlink_in_root(const char *target, const char *link) {
 	char dir[PATH_MAX], base[PATH_MAX];
-	split(link, dir, base);
+	if (split(link, dir, base) < 0)
+		return -1;
 	int d = mkdir_all(dir);
 	if (d < 0)
 		return -1;
@@ -516,7 +590,8 @@ static int symlink_in_root(const char *target, const char *link) {
  * mknod is not allowed, it bind-mounts the host's node instead. */
 static int create_device(const struct dev *d, int new_user) {
 	char dir[PATH_MAX], base[PATH_MAX];
-	split(d->path, dir, base);
+	if (split(d->path, dir, base) < 0)
+		return -1;
 	int dfd = mkdir_all(dir);
 	if (dfd < 0)
 		return -1;
@@ -526,11 +601,21 @@ static int create_device(const struct dev *d, int new_user) {
 			close(dfd);
 			return berth_failx("fifo devices are not supported in a user namespace");
 		}
-		int f = openat(dfd, base, O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_RDONLY, 0644);
+		/* Never open what the image has there (a fifo would block, a
+		 * device would be opened): only a regular file is accepted. */
+		int f = openat(dfd, base, O_NOFOLLOW | O_CLOEXEC | O_PATH);
+		if (f < 0 && errno == ENOENT)
+			f = openat(dfd, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_RDONLY, 0644);
 		close(dfd);
 		if (f < 0)
 			return berth_fail("create");
+		struct stat st;
+		int bad = fstat(f, &st) < 0 || !S_ISREG(st.st_mode);
 		close(f);
+		if (bad) {
+			errno = EEXIST;
+			return berth_fail("the image has something other than a file there");
+		}
 		int t = open_in_root(d->path);
 		if (t < 0)
 			return -1;
