@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -165,6 +166,8 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	}
 	if ns, ok := namespace(spec, specs.PIDNamespace); ok && ns.Path == "" {
 		cfg.HookPid = 1
+	} else if ok {
+		cfg.HookPid = nsPid(rec.Pid)
 	}
 	if err := r.sendConfig(sync, cfg); err != nil {
 		return nil, nil, fmt.Errorf("container %q: %w", id, err)
@@ -273,4 +276,21 @@ func writePidFile(path string, pid int) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// nsPid returns pid as the process sees itself in its own pid namespace
+// (the last NSpid of /proc/PID/status), or pid if that cannot be read.
+func nsPid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return pid
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
+				return n
+			}
+		}
+	}
+	return pid
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -167,6 +169,13 @@ func ValidateProcess(p *specs.Process) error {
 	}
 	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
 		return invalid("process.cwd", "%q is not an absolute path", p.Cwd)
+	}
+	// 4294967295 is (uid_t)-1, which the kernel reads as "unchanged".
+	if p.User.UID == math.MaxUint32 {
+		return invalid("process.user.uid", "%d is not a valid user ID", p.User.UID)
+	}
+	if p.User.GID == math.MaxUint32 || slices.Contains(p.User.AdditionalGids, math.MaxUint32) {
+		return invalid("process.user.gid", "%d is not a valid group ID", uint32(math.MaxUint32))
 	}
 	for i, e := range p.Env {
 		if !strings.Contains(e, "=") {

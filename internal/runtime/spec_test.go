@@ -14,6 +14,8 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{`{` + base + `,"process":{"args":"sh","cwd":"/"}}`, "process.args"},
 		{`{` + base + `,"process":{"args":[],"cwd":"/"}}`, "process.args"},
 		{`{` + base + `,"process":{"args":["sh"],"cwd":"tmp"}}`, "process.cwd"},
+		{`{` + base + `,"process":{"args":["sh"],"cwd":"/","user":{"uid":4294967295,"gid":0}}}`, "process.user.uid"},
+		{`{` + base + `,"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":4294967295}}}`, "process.user.gid"},
 		{`{` + base + `,"process":{"args":["sh"],"cwd":"/","env":["NOEQUALS"]}}`, "process.env[0]"},
 		{`{` + base + `,"process":{"args":["sh"],"cwd":"/","rlimits":[{"type":"RLIMIT_BOGUS","hard":1,"soft":1}]}}`, "process.rlimits[0].type"},
 		{`{` + base + `,"process":{"args":["sh"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","hard":1,"soft":2}]}}`, "process.rlimits[0]"},
