@@ -105,7 +105,7 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 	if err := e.populateVolumes(c); err != nil {
 		return st, err
 	}
-	if _, err := e.connect(ctx, c, st); err != nil {
+	if err := e.connect(ctx, c, st); err != nil {
 		return st, err
 	}
 	if err := e.writeEtcFiles(c, st); err != nil {

@@ -59,32 +59,31 @@ func (e *Engine) validateNetwork(c *Container) error {
 
 func (e *Engine) netnsPath(id string) string { return filepath.Join(e.runRoot, "netns", id) }
 
-// connect gives the container its network namespace and attaches it to
-// its network, recording the endpoint in st. It returns the namespace's
-// path, "" for the host's network.
-func (e *Engine) connect(ctx context.Context, c *Container, st *State) (string, error) {
+// connect gives the container its network namespace (at netnsPath) and
+// attaches it to its networks, recording the endpoints in st. The host's
+// network needs neither; with none the runtime makes the namespace.
+func (e *Engine) connect(ctx context.Context, c *Container, st *State) error {
 	mode := c.networkMode()
 	if mode == "host" || mode == "none" {
-		// none: the runtime makes a namespace with only lo, up.
-		return "", nil
+		return nil
 	}
 	path := e.netnsPath(c.ID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
+		return err
 	}
 	network.RemoveNS(path)
 	if err := network.NewNS(path); err != nil {
-		return "", fmt.Errorf("network namespace: %w", err)
+		return fmt.Errorf("network namespace: %w", err)
 	}
 	ports, err := c.publishedPorts()
 	if err != nil {
-		return "", err
+		return err
 	}
 	ep, err := e.nets.Connect(ctx, mode, network.Attach{
 		ContainerID: c.ID, Name: c.Name, Aliases: []string{short(c.ID)}, NetNS: path, Ports: ports,
 	})
 	if err != nil {
-		return "", err
+		return err
 	}
 	st.Endpoints = append(st.Endpoints, *ep)
 	for _, n := range c.Host.ExtraNetworks {
@@ -92,11 +91,11 @@ func (e *Engine) connect(ctx context.Context, c *Container, st *State) (string, 
 			ContainerID: c.ID, Name: c.Name, Aliases: []string{short(c.ID)}, NetNS: path, IfName: fmt.Sprintf("eth%d", len(st.Endpoints)),
 		})
 		if err != nil {
-			return "", err
+			return err
 		}
 		st.Endpoints = append(st.Endpoints, *ep)
 	}
-	return path, e.saveState(c.ID, st)
+	return e.saveState(c.ID, st)
 }
 
 // ConnectNetwork joins the container ref names to network name: at once if
