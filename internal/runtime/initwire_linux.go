@@ -415,6 +415,22 @@ func (cfg *initConfig) process(w *wire, p *specs.Process) {
 	w.u64(cols)
 }
 
+// sendConfig compiles cfg, its seccomp filter included, and sends it to
+// init.
+func (r *Runtime) sendConfig(sync *syncPipe, cfg *initConfig) error {
+	if err := r.compileSeccomp(cfg); err != nil {
+		return err
+	}
+	b, err := cfg.encode()
+	if err != nil {
+		return err
+	}
+	if err := sync.send(msgConfig, b); err != nil {
+		return fmt.Errorf("send configuration to init: %w", err)
+	}
+	return nil
+}
+
 // capMask returns the capabilities named as a bit mask; those the running
 // kernel does not know are skipped, as runc does.
 func capMask(names []string) uint64 {

@@ -200,23 +200,17 @@ func buildSeccomp(s *specs.LinuxSeccomp) (*seccomp.ScmpFilter, error) {
 	return f, nil
 }
 
-// sendConfig compiles the spec's seccomp filter into cfg, encodes cfg and
-// sends it to init.
-func (r *Runtime) sendConfig(sync *syncPipe, cfg *initConfig) error {
-	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
-		cache := filepath.Join(filepath.Dir(r.Root), filepath.Base(r.Root)+".seccomp")
-		bpf, flags, err := seccompProgram(cache, cfg.Spec.Linux.Seccomp)
-		if err != nil {
-			return err
-		}
-		cfg.SeccompBPF, cfg.SeccompFlags = bpf, flags
+// compileSeccomp puts the spec's seccomp filter, compiled (or taken from
+// the cache beside the state root), into cfg for init to load.
+func (r *Runtime) compileSeccomp(cfg *initConfig) error {
+	if cfg.Spec == nil || cfg.Spec.Linux == nil || cfg.Spec.Linux.Seccomp == nil {
+		return nil
 	}
-	b, err := cfg.encode()
+	cache := filepath.Join(filepath.Dir(r.Root), filepath.Base(r.Root)+".seccomp")
+	bpf, flags, err := seccompProgram(cache, cfg.Spec.Linux.Seccomp)
 	if err != nil {
 		return err
 	}
-	if err := sync.send(msgConfig, b); err != nil {
-		return fmt.Errorf("send configuration to init: %w", err)
-	}
+	cfg.SeccompBPF, cfg.SeccompFlags = bpf, flags
 	return nil
 }
