@@ -192,7 +192,7 @@ static char **strs(struct rd *r) {
 }
 
 static struct hook *hooks(struct rd *r, size_t *n) {
-	*n = count(r, 9 * 4);
+	*n = count(r, 9 + 8 + 8 + 8); /* path, args, env, timeout */
 	struct hook *h = array(*n, sizeof *h);
 	for (size_t i = 0; i < *n; i++) {
 		h[i].path = str(r);
