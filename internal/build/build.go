@@ -425,23 +425,12 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // image finds name in the store, pulling it if it is missing (or always,
 // with Pull).
 func (b *builder) image(ctx context.Context, name string) (*image.Image, error) {
-	img, err := b.images.Get(name)
-	if err == nil && !b.o.Pull {
-		return img, nil
+	policy := image.PullMissing
+	if b.o.Pull {
+		policy = image.PullAlways
 	}
-	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return nil, err
-	}
-	ref, perr := image.ParseReference(name)
-	if perr != nil {
-		return nil, perr
-	}
-	b.printf("Pulling %s\n", ref)
-	pulled, perr := b.images.Pull(ctx, ref, image.PullOptions{RegistryOptions: b.o.Registry, Platform: b.o.Platform})
-	if perr != nil {
-		return nil, fmt.Errorf("image %s is not here and could not be pulled: %w", name, perr)
-	}
-	return pulled, nil
+	progress := &image.Progress{Step: func(format string, args ...any) { b.printf(format+"\n", args...) }}
+	return b.images.Ensure(ctx, name, policy, image.PullOptions{RegistryOptions: b.o.Registry, Platform: b.o.Platform, Progress: progress})
 }
 
 // imageState is the state an image makes, checked against the platform.

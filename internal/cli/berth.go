@@ -1,31 +1,59 @@
 // Package cli is berth's command line: thin cobra commands, one file per
 // command group, that parse flags and call the libraries under internal/.
 // The runtime's command line is internal/cli/runtimecli.
-
 package cli
 
 import (
-	"os"
-	"path/filepath"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/cli/runtimecli"
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/root"
 	"github.com/spf13/cobra"
 )
 
-// globals are berth's global flags.
+// globals are berth's global flags, and the root they name, opened once.
 type globals struct {
 	root string
+
+	once   sync.Once
+	opened *root.Root
+	err    error
 }
 
-func defaultRoot() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/berth"
+// open opens the root the --root flag names (see package root).
+func (g *globals) open() (*root.Root, error) {
+	g.once.Do(func() { g.opened, g.err = root.Open(g.root) })
+	return g.opened, g.err
+}
+
+// engine opens the root's container engine.
+func (g *globals) engine() (*container.Engine, error) {
+	r, err := g.open()
+	if err != nil {
+		return nil, err
 	}
-	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" {
-		return filepath.Join(dir, "berth")
+	return r.Engine()
+}
+
+// store opens the root's image store.
+func (g *globals) store() (*image.Store, error) {
+	r, err := g.open()
+	if err != nil {
+		return nil, err
 	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "share", "berth")
+	return r.Images()
+}
+
+// networks opens the root's network manager.
+func (g *globals) networks() (*network.Manager, error) {
+	r, err := g.open()
+	if err != nil {
+		return nil, err
+	}
+	return r.Networks()
 }
 
 // Main runs berth's command line and returns the exit status.
@@ -38,7 +66,7 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "directory for images and containers")
+	cmd.PersistentFlags().StringVar(&g.root, "root", root.Default(), "directory for images and containers")
 	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
 		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g),
 		newNetworkCommand(g), newRun(g), newCreate(g), newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g),

@@ -17,27 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// engine opens the container engine with the image store and networks of
-// the global root.
-func (g *globals) engine() (*container.Engine, error) {
-	images, err := g.store()
-	if err != nil {
-		return nil, err
-	}
-	nets, err := g.networks()
-	if err != nil {
-		return nil, err
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	return container.New(container.Options{
-		Root: g.root, RunRoot: container.DefaultRunRoot(g.root), Images: images, Networks: nets,
-		Berth: []string{exe, "--root", g.root},
-	})
-}
-
 // helpFlag keeps -h free for --hostname, as in Docker.
 func helpFlag(cmd *cobra.Command) {
 	cmd.Flags().Bool("help", false, "help for "+cmd.Name())
@@ -83,6 +62,10 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start b
 	if err != nil {
 		return nil, nil, err
 	}
+	policy, err := image.ParsePullPolicy(r.pull)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--pull: %w", err)
+	}
 	e, err := g.engine()
 	if err != nil {
 		return nil, nil, err
@@ -93,20 +76,12 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start b
 		// and reports what goes wrong then.
 		_ = e.Prestart()
 	}
-	s := e.Images()
-	img, err := s.Get(args[0])
-	if errors.Is(err, errdefs.ErrNotFound) {
-		ref, perr := image.ParseReference(args[0])
-		if perr != nil {
-			return nil, nil, perr
-		}
-		if isTerminal(os.Stderr) {
-			fmt.Fprintf(os.Stderr, "Image %s not found here; pulling it\n", ref)
-		}
-		if img, err = s.Pull(cmd.Context(), ref, image.PullOptions{}); err != nil {
-			return nil, nil, fmt.Errorf("image %s is not here and could not be pulled: %w", args[0], err)
-		}
-	} else if err != nil {
+	var progress *image.Progress
+	if isTerminal(os.Stderr) {
+		progress = &image.Progress{Step: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }}
+	}
+	img, err := e.Images().Ensure(cmd.Context(), args[0], policy, image.PullOptions{Progress: progress})
+	if err != nil {
 		return nil, nil, err
 	}
 	o.Image = img

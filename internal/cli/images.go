@@ -12,23 +12,12 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
-
-// store opens the image store, which keeps the images containers use.
-func (g *globals) store() (*image.Store, error) {
-	s, err := image.Open(g.root)
-	if err != nil {
-		return nil, err
-	}
-	s.SetUsers(func() (map[digest.Digest][]string, error) { return container.ImageUsers(g.root) })
-	return s, nil
-}
 
 func newPull(g *globals) *cobra.Command {
 	var platform string

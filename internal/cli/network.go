@@ -2,64 +2,19 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/berth-dev/berth/internal/container"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"text/template"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/spf13/cobra"
 )
-
-// berthConfig is ROOT/berth.toml; its [network] section configures
-// networks:
-//
-//	[network]
-//	prefix = "berth"                 # host bridges berth0, berth1…, nftables table berth
-//	default_subnet = "10.90.0.0/16"  # the default network "bridge"
-type berthConfig struct {
-	Network struct {
-		Prefix        string `toml:"prefix"`
-		DefaultSubnet string `toml:"default_subnet"`
-	} `toml:"network"`
-}
-
-// networks returns the network manager of g.root: state in ROOT/networks,
-// settings from ROOT/berth.toml, and DNS servers that are this binary
-// running `network dns-serve`.
-func (g *globals) networks() (*network.Manager, error) {
-	var cfg berthConfig
-	path := filepath.Join(g.root, "berth.toml")
-	if _, err := toml.DecodeFile(path, &cfg); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %v: %w", path, err, errdefs.ErrInvalidArgument)
-	}
-	s := network.Settings{StateDir: filepath.Join(g.root, "networks"), Prefix: cfg.Network.Prefix}
-	if cfg.Network.DefaultSubnet != "" {
-		p, err := netip.ParsePrefix(cfg.Network.DefaultSubnet)
-		if err != nil {
-			return nil, fmt.Errorf("%s: [network] default_subnet %q is not a CIDR subnet: %w", path, cfg.Network.DefaultSubnet, errdefs.ErrInvalidArgument)
-		}
-		s.DefaultSubnet = p
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("network DNS server: %w", err)
-	}
-	root := g.root
-	s.DNSCommand = func(name string) *exec.Cmd {
-		return exec.Command(exe, "--root", root, "network", "dns-serve", name)
-	}
-	return network.New(s)
-}
 
 // newNetworkCommand is berth's `network` command group.
 func newNetworkCommand(g *globals) *cobra.Command {

@@ -26,12 +26,14 @@ type runFlags struct {
 	healthInterval, healthTimeout, healthStart                                                        time.Duration
 	healthRetries                                                                                     int
 	runtime                                                                                           string
+	pull                                                                                              string
 }
 
 func (r *runFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.SetInterspersed(false) // flags after the image belong to the command
 	f.StringVar(&r.name, "name", "", "name of the container")
+	f.StringVar(&r.pull, "pull", "missing", "pull the image: always, missing or never")
 	f.BoolVarP(&r.interactive, "interactive", "i", false, "keep stdin open")
 	f.BoolVarP(&r.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	f.BoolVar(&r.rm, "rm", false, "remove the container when it exits")

@@ -66,18 +66,6 @@ func New(o Options) (*Engine, error) {
 // Images returns the engine's image store.
 func (e *Engine) Images() *image.Store { return e.images }
 
-// DefaultRunRoot is where the per-boot state of the store at root lives:
-// /run/berth for the default root, a directory inside any other root.
-func DefaultRunRoot(root string) string {
-	if root == "/var/lib/berth" {
-		return "/run/berth"
-	}
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" && os.Geteuid() != 0 {
-		return filepath.Join(dir, "berth")
-	}
-	return filepath.Join(root, "run")
-}
-
 // runtimeRoot is the state directory the container's runtime keeps.
 func (e *Engine) runtimeRoot(c *Container) string {
 	if c.Host.Runtime != "" {
