@@ -98,6 +98,9 @@ func retitle(id string) {
 	copy(unsafe.Slice(unsafe.StringData(last), len(last)), id)
 }
 
+// keep keeps container id from its start (or, with rs, from where a rest
+// left it) until it has exited for good, and then releases what it held;
+// report gets the start report once the first run has started.
 func keep(ctx context.Context, e *container.Engine, id string, rs *restState, attach *os.File, report func(monitorproto.StartReport)) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("monitor: subreaper: %w", err)
