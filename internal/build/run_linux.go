@@ -64,7 +64,7 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	if code != 0 {
 		return nil, fmt.Errorf("%s: exit status %d", strings.Join(argv, " "), code)
 	}
-	upper, err := b.e.UpperDir(ct.ID)
+	upper, err := b.e.UpperDir(ctx, ct.ID)
 	if err != nil {
 		return nil, err
 	}

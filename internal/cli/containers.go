@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/prestart"
 	"github.com/containerd/console"
 	"github.com/spf13/cobra"
@@ -74,7 +76,7 @@ func (g *globals) create(cmd *cobra.Command, r *runFlags, args []string, start b
 		g.adoptMonitor(cmd, e)
 		// Only a head start: if it fails, Start starts a monitor itself
 		// and reports what goes wrong then.
-		_ = e.Prestart()
+		_ = e.Prestart(cmd.Context())
 	}
 	var progress *image.Progress
 	if isTerminal(os.Stderr) {
@@ -128,12 +130,12 @@ func runAttached(cmd *cobra.Command, e *container.Engine, c *container.Container
 		}
 		return err
 	}
-	return attachStreams(conn, e, c.ID, interactive, tty)
+	return attachStreams(cmd.Context(), conn, e, c.ID, interactive, tty)
 }
 
 // attachStreams relays this command's stdio over conn until the container
 // exits, and returns its exit status as a StatusError.
-func attachStreams(conn net.Conn, e *container.Engine, id string, interactive, tty bool) error {
+func attachStreams(ctx context.Context, conn net.Conn, e *container.Engine, id string, interactive, tty bool) error {
 	s := container.Streams{Stdout: os.Stdout, Stderr: os.Stderr}
 	if interactive {
 		s.Stdin = os.Stdin
@@ -181,7 +183,7 @@ func attachStreams(conn net.Conn, e *container.Engine, id string, interactive, t
 	if errors.Is(err, container.ErrDetached) {
 		// The monitor went away without saying how the container ended:
 		// its state says.
-		if _, st, gerr := e.Get(id); gerr == nil && !st.Running() {
+		if _, st, gerr := e.Get(ctx, id); gerr == nil && !st.Running() {
 			code, err = st.ExitCode, nil
 		}
 	}
@@ -225,7 +227,7 @@ func newStart(g *globals) *cobra.Command {
 				return err
 			}
 			if all {
-				ids, err := e.WantRunning()
+				ids, err := e.WantRunning(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -234,7 +236,7 @@ func newStart(g *globals) *cobra.Command {
 				return fmt.Errorf("start: name at least one container, or --all: %w", errdefs.ErrInvalidArgument)
 			}
 			if attach && len(args) == 1 {
-				c, st, err := e.Get(args[0])
+				c, st, err := e.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -394,12 +396,12 @@ func newAttach(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, c, err := e.Attach(args[0])
+			conn, c, err := e.Attach(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			return attachStreams(conn, e, c.ID, c.Config.OpenStdin && !noStdin, c.Config.Tty)
+			return attachStreams(cmd.Context(), conn, e, c.ID, c.Config.OpenStdin && !noStdin, c.Config.Tty)
 		},
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")
@@ -417,7 +419,7 @@ func newContainerMonitor(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.Monitor(cmd.Context(), args[0])
+			return monitor.Run(cmd.Context(), e, args[0])
 		},
 	}
 }

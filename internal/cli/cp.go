@@ -48,14 +48,14 @@ container runs, the container cannot start.`,
 			var n int64
 			switch {
 			case srcCtr != "" && dstPath == "-":
-				_, err = e.ArchiveFromContainer(srcCtr, srcPath, os.Stdout, o)
+				_, err = e.ArchiveFromContainer(cmd.Context(), srcCtr, srcPath, os.Stdout, o)
 				return err
 			case srcCtr != "":
-				n, err = e.CopyFromContainer(srcCtr, srcPath, dstPath, o)
+				n, err = e.CopyFromContainer(cmd.Context(), srcCtr, srcPath, dstPath, o)
 			case srcPath == "-":
-				n, err = e.ExtractToContainer(dstCtr, dstPath, os.Stdin, o)
+				n, err = e.ExtractToContainer(cmd.Context(), dstCtr, dstPath, os.Stdin, o)
 			default:
-				n, err = e.CopyToContainer(dstCtr, srcPath, dstPath, o)
+				n, err = e.CopyToContainer(cmd.Context(), dstCtr, srcPath, dstPath, o)
 			}
 			if err == nil && !quiet {
 				fmt.Fprintf(os.Stderr, "Successfully copied %s to %s\n", decimalSize(uint64(n), 4), args[1])

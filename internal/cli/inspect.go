@@ -63,7 +63,7 @@ func newInspect(g *globals) *cobra.Command {
 			}
 			var out []*container.Details
 			for _, a := range args {
-				d, err := e.Inspect(a)
+				d, err := e.Inspect(cmd.Context(), a)
 				if err != nil {
 					return err
 				}
@@ -111,7 +111,7 @@ func newPs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs, sts, err := e.List()
+			cs, sts, err := e.List(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ func newPs(g *globals) *cobra.Command {
 				if (!all && !st.Running()) || !match(c, st) {
 					continue
 				}
-				d, err := e.Inspect(c.ID)
+				d, err := e.Inspect(cmd.Context(), c.ID)
 				if err != nil {
 					continue // removed meanwhile
 				}
@@ -287,7 +287,7 @@ func newLogs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, _, err := e.Get(args[0])
+			c, _, err := e.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -304,7 +304,7 @@ func newLogs(g *globals) *cobra.Command {
 				return err
 			}
 			o.Stop = func() bool {
-				_, st, err := e.Get(c.ID)
+				_, st, err := e.Get(cmd.Context(), c.ID)
 				return err != nil || !st.Running()
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGINT, unix.SIGTERM)

@@ -20,11 +20,11 @@ func newPort(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, _, err := e.Get(args[0])
+			c, _, err := e.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			ports, err := e.Ports(c.ID)
+			ports, err := e.Ports(cmd.Context(), c.ID)
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ func newPort(g *globals) *cobra.Command {
 				return fmt.Errorf("no public port %s is published for container %s: %w", want, c.Name, errdefs.ErrNotFound)
 			}
 			// The seeds' "bind to 0.0.0.0" pitfall.
-			warnings, _ := e.LoopbackOnly(c.ID)
+			warnings, _ := e.LoopbackOnly(cmd.Context(), c.ID)
 			for _, w := range warnings {
 				if want == "" || strings.HasPrefix(w, "port "+want+":") {
 					fmt.Fprintln(os.Stderr, "warning: "+w)

@@ -47,7 +47,7 @@ func newStats(g *globals) *cobra.Command {
 				if len(args) > 0 {
 					return args, nil
 				}
-				cs, sts, err := e.List()
+				cs, sts, err := e.List(cmd.Context())
 				var ids []string
 				for i, c := range cs {
 					if all || sts[i].Running() {
@@ -59,7 +59,7 @@ func newStats(g *globals) *cobra.Command {
 			sample := func(refs []string) (map[string]*container.Stats, error) {
 				out := map[string]*container.Stats{}
 				for _, r := range refs {
-					s, err := e.Stats(r)
+					s, err := e.Stats(cmd.Context(), r)
 					if err != nil {
 						if len(args) > 0 {
 							return nil, err
@@ -238,7 +238,7 @@ func newTop(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			titles, procs, err := e.Top(args[0], args[1:])
+			titles, procs, err := e.Top(cmd.Context(), args[0], args[1:])
 			if err != nil {
 				return err
 			}

@@ -35,11 +35,11 @@ asks for confirmation: -f is accepted for Docker's sake.`,
 				return err
 			}
 			if volumes {
-				if err := e.PruneAnonymousVolumes(&r); err != nil {
+				if err := e.PruneAnonymousVolumes(cmd.Context(), &r); err != nil {
 					return err
 				}
 			}
-			if err := e.PruneImages(all, &r); err != nil {
+			if err := e.PruneImages(cmd.Context(), all, &r); err != nil {
 				return err
 			}
 			r.BuildCache, err = e.Images().PruneCache()

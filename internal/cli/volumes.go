@@ -28,7 +28,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			v, err := e.CreateVolume(name, l)
+			v, err := e.CreateVolume(cmd.Context(), name, l)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, err := e.Volumes()
+			vs, err := e.Volumes(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -79,7 +79,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			}
 			var out []*container.Volume
 			for _, a := range args {
-				v, err := e.Volume(a)
+				v, err := e.Volume(cmd.Context(), a)
 				if err != nil {
 					return err
 				}
@@ -112,7 +112,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return eachContainer(args, func(name string) error { return e.RemoveVolume(name, force) })
+			return eachContainer(args, func(name string) error { return e.RemoveVolume(cmd.Context(), name, force) })
 		},
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "no error for missing volumes")
@@ -126,7 +126,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			names, err := e.PruneVolumes(all)
+			names, err := e.PruneVolumes(cmd.Context(), all)
 			for _, n := range names {
 				fmt.Println(n)
 			}

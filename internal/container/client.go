@@ -1,13 +1,14 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strconv"
 
+	"github.com/berth-dev/berth/internal/container/monitorproto"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -29,50 +30,46 @@ var ErrDetached = errors.New("the container's monitor went away")
 // AttachStreams relays s over conn, a connection to a container's monitor,
 // until the container exits, and returns its exit status.
 func AttachStreams(conn net.Conn, s Streams) (int, error) {
-	fw := &frameWriter{w: conn}
+	fw := monitorproto.NewFrameWriter(conn)
 	if s.Stdin != nil {
 		go func() {
-			io.Copy(streamWriter{fw: fw, kind: frameStdin}, s.Stdin)
-			fw.write(frameCloseStdin, nil)
+			io.Copy(monitorproto.StreamWriter{FW: fw, Kind: monitorproto.FrameStdin}, s.Stdin)
+			fw.WriteFrame(monitorproto.FrameCloseStdin, nil)
 		}()
 	}
 	if s.Resize != nil {
 		go func() {
 			for sz := range s.Resize {
-				fw.write(frameResize, []byte{byte(sz[0] >> 8), byte(sz[0]), byte(sz[1] >> 8), byte(sz[1])})
+				fw.WriteFrame(monitorproto.FrameResize, monitorproto.ResizePayload(sz[0], sz[1]))
 			}
 		}()
 	}
 	if s.Signals != nil {
 		go func() {
 			for sig := range s.Signals {
-				fw.write(frameSignal, []byte(strconv.Itoa(sig)))
+				fw.WriteFrame(monitorproto.FrameSignal, monitorproto.SignalPayload(sig))
 			}
 		}()
 	}
 	for {
-		kind, p, err := readFrame(conn)
+		kind, p, err := monitorproto.ReadFrame(conn)
 		if err != nil {
 			return -1, ErrDetached
 		}
 		switch kind {
-		case frameStdout:
+		case monitorproto.FrameStdout:
 			s.Stdout.Write(p)
-		case frameStderr:
+		case monitorproto.FrameStderr:
 			s.Stderr.Write(p)
-		case frameExit:
-			code, err := strconv.Atoi(string(p))
-			if err != nil {
-				return -1, fmt.Errorf("attach: bad exit status %q", p)
-			}
-			return code, nil
+		case monitorproto.FrameExit:
+			return monitorproto.ParseExit(p)
 		}
 	}
 }
 
 // Attach connects to the monitor of the running container ref names.
-func (e *Engine) Attach(ref string) (net.Conn, *Container, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) Attach(ctx context.Context, ref string) (net.Conn, *Container, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,7 +81,8 @@ func (e *Engine) Attach(ref string) (net.Conn, *Container, error) {
 		return nil, nil, err
 	}
 	defer d.Close()
-	conn, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), attachSock))
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), monitorproto.AttachSocket))
 	if err != nil {
 		return nil, nil, fmt.Errorf("attach to %s: %w", c.Name, err)
 	}

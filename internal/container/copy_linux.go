@@ -2,6 +2,7 @@ package container
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -58,24 +59,24 @@ type CopyOptions struct {
 // directory; a directory into an existing directory, or as dst if dst does
 // not exist; with src ending in "/." a directory's contents only. It
 // returns the bytes of file content copied.
-func (e *Engine) CopyFromContainer(ref, src, dst string, o CopyOptions) (int64, error) {
-	return e.copyWithHost(ref, dst, o, func(ct, host *fstree.Tree, hostDst string) (int64, error) {
+func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions) (int64, error) {
+	return e.copyWithHost(ctx, ref, dst, o, func(ct, host *fstree.Tree, hostDst string) (int64, error) {
 		return copyPath(ct, containerPath(src), host, hostDst, o)
 	})
 }
 
 // CopyToContainer copies src on the host to dst, a path in the container
 // ref names, with the rules of CopyFromContainer.
-func (e *Engine) CopyToContainer(ref, src, dst string, o CopyOptions) (int64, error) {
-	return e.copyWithHost(ref, src, o, func(ct, host *fstree.Tree, hostSrc string) (int64, error) {
+func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions) (int64, error) {
+	return e.copyWithHost(ctx, ref, src, o, func(ct, host *fstree.Tree, hostSrc string) (int64, error) {
 		return copyPath(host, hostSrc, ct, containerPath(dst), o)
 	})
 }
 
 // copyWithHost opens the trees of the container ref names and of the host
 // and runs fn with them and hostPath's form of the host path p.
-func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *fstree.Tree, hp string) (int64, error)) (int64, error) {
-	ct, release, err := e.containerTree(ref, o.Archive)
+func (e *Engine) copyWithHost(ctx context.Context, ref, p string, o CopyOptions, fn func(ct, host *fstree.Tree, hp string) (int64, error)) (int64, error) {
+	ct, release, err := e.containerTree(ctx, ref, o.Archive)
 	if err != nil {
 		return 0, err
 	}
@@ -95,8 +96,8 @@ func (e *Engine) copyWithHost(ref, p string, o CopyOptions, fn func(ct, host *fs
 // ArchiveFromContainer writes src, a path in the container ref names, to w
 // as a tar stream whose entries are named after src's last element (its
 // contents only, if src ends in "/.").
-func (e *Engine) ArchiveFromContainer(ref, src string, w io.Writer, o CopyOptions) (int64, error) {
-	ct, release, err := e.containerTree(ref, o.Archive)
+func (e *Engine) ArchiveFromContainer(ctx context.Context, ref, src string, w io.Writer, o CopyOptions) (int64, error) {
+	ct, release, err := e.containerTree(ctx, ref, o.Archive)
 	if err != nil {
 		return 0, err
 	}
@@ -123,8 +124,8 @@ func (e *Engine) ArchiveFromContainer(ref, src string, w io.Writer, o CopyOption
 
 // ExtractToContainer unpacks the tar stream r into dst, a directory in the
 // container ref names.
-func (e *Engine) ExtractToContainer(ref, dst string, r io.Reader, o CopyOptions) (int64, error) {
-	ct, release, err := e.containerTree(ref, o.Archive)
+func (e *Engine) ExtractToContainer(ctx context.Context, ref, dst string, r io.Reader, o CopyOptions) (int64, error) {
+	ct, release, err := e.containerTree(ctx, ref, o.Archive)
 	if err != nil {
 		return 0, err
 	}
@@ -229,8 +230,8 @@ func copyPath(src *fstree.Tree, srcPath string, dst *fstree.Tree, dstPath string
 // containerTree opens the root of the container ref names as its
 // processes see it (see the comment at the top of this file) and returns
 // it with the function that releases it.
-func (e *Engine) containerTree(ref string, keepIDs bool) (*fstree.Tree, func(), error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) containerTree(ctx context.Context, ref string, keepIDs bool) (*fstree.Tree, func(), error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -72,7 +72,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	if err := e.reserveName(c.Name, c.ID); err != nil {
 		return nil, err
 	}
-	if err := e.createDir(c); err != nil {
+	if err := e.createDir(ctx, c); err != nil {
 		e.releaseName(c.Name, c.ID)
 		return nil, fmt.Errorf("create %s: %w", c.Name, err)
 	}
@@ -116,7 +116,7 @@ func (e *Engine) base(o CreateOptions) (*Base, error) {
 // createDir writes the container's directory under a temporary name and
 // renames it into place, so that a create killed half-way leaves nothing
 // that looks like a container.
-func (e *Engine) createDir(c *Container) error {
+func (e *Engine) createDir(ctx context.Context, c *Container) error {
 	e.sweepTemp()
 	tmp := filepath.Join(e.root, ".tmp-"+c.ID)
 	for _, d := range []string{tmp, filepath.Join(tmp, rootfsDir), filepath.Join(tmp, upperDir), filepath.Join(tmp, workDir)} {
@@ -138,7 +138,7 @@ func (e *Engine) createDir(c *Container) error {
 		return err
 	}
 	defer unlock()
-	if err := e.createVolumes(c); err != nil {
+	if err := e.createVolumes(ctx, c); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}

@@ -74,16 +74,16 @@ func (e *Engine) runtimeRoot(c *Container) string {
 	return filepath.Join(e.runRoot, "runtime")
 }
 
-// runtimeCmd returns the command that runs the container's OCI runtime
+// RuntimeCmd returns the command that runs the container's OCI runtime
 // with args: the one the container names, or berth's own — the lean
 // berth-runtime binary beside berth if there is one (it starts faster, as
 // it links only the runtime), else berth itself under that name.
-func (e *Engine) runtimeCmd(ctx context.Context, c *Container, args ...string) *exec.Cmd {
+func (e *Engine) RuntimeCmd(ctx context.Context, c *Container, args ...string) *exec.Cmd {
 	args = append([]string{"--root", e.runtimeRoot(c)}, args...)
 	if c.Host.Runtime != "" {
 		return exec.CommandContext(ctx, c.Host.Runtime, args...)
 	}
-	path := e.ownRuntime(c).Self
+	path := e.OwnRuntime(c).Self
 	if path == "" {
 		path = e.berth[0]
 	}
@@ -97,31 +97,32 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// deleteRuntimeState removes the runtime's record of the container, if it
+// DeleteRuntimeState removes the runtime's record of the container, if it
 // has one, killing what is left of it.
-func (e *Engine) deleteRuntimeState(ctx context.Context, c *Container) {
+func (e *Engine) DeleteRuntimeState(ctx context.Context, c *Container) {
 	if !fileExists(filepath.Join(e.runtimeRoot(c), c.ID)) {
 		return
 	}
 	if c.Host.Runtime == "" {
-		e.ownRuntime(c).Delete(ctx, c.ID, true)
+		e.OwnRuntime(c).Delete(ctx, c.ID, true)
 		return
 	}
 	e.runtime(ctx, c, "delete", "--force", c.ID)
 }
 
-// signal sends sig to the container's process through its runtime: berth's
+// Signal sends sig to the container's process through its runtime: berth's
 // own in this process, or the --runtime command.
-func (e *Engine) signal(ctx context.Context, c *Container, sig unix.Signal) error {
+func (e *Engine) Signal(ctx context.Context, c *Container, sig unix.Signal) error {
 	if c.Host.Runtime == "" {
-		return e.ownRuntime(c).Kill(c.ID, sig, false)
+		return e.OwnRuntime(c).Kill(c.ID, sig, false)
 	}
 	return e.runtime(ctx, c, "kill", c.ID, strconv.Itoa(int(sig)))
 }
 
-// ownRuntime is berth's runtime, in this process, with the state the
-// berth-runtime command would keep for c.
-func (e *Engine) ownRuntime(c *Container) *runtime.Runtime {
+// OwnRuntime is berth's runtime, in this process, with the state the
+// berth-runtime command would keep for c; for a container with its own
+// --runtime, RuntimeCmd runs that instead.
+func (e *Engine) OwnRuntime(c *Container) *runtime.Runtime {
 	rt := &runtime.Runtime{Root: e.runtimeRoot(c)}
 	// The container's init starts faster from the lean runtime binary.
 	if lean := filepath.Join(filepath.Dir(e.berth[0]), "berth-runtime"); fileExists(lean) {
@@ -133,7 +134,7 @@ func (e *Engine) ownRuntime(c *Container) *runtime.Runtime {
 // runtime runs the container's runtime with args and returns its error
 // output as the error if it fails.
 func (e *Engine) runtime(ctx context.Context, c *Container, args ...string) error {
-	cmd := e.runtimeCmd(ctx, c, args...)
+	cmd := e.RuntimeCmd(ctx, c, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))

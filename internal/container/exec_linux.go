@@ -35,7 +35,7 @@ type ExecOptions struct {
 // Exec runs a process in the running container ref names and returns its
 // exit status (0 when detached).
 func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, error) {
-	c, st, err := e.Get(ref)
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return -1, err
 	}
@@ -91,7 +91,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		defer ln.Close()
 		args = append(args, "--console-socket", sock)
 	}
-	cmd := e.runtimeCmd(ctx, c, append(args, c.ID)...)
+	cmd := e.RuntimeCmd(ctx, c, append(args, c.ID)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)

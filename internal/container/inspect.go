@@ -1,12 +1,15 @@
 package container
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/internal/container/monitorproto"
 )
 
 // Details is a container as `docker inspect` shows it, so that templates
@@ -188,15 +191,15 @@ type DetailsNetwork struct {
 }
 
 // Inspect returns the details of the container ref names.
-func (e *Engine) Inspect(ref string) (*Details, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) Inspect(ctx context.Context, ref string) (*Details, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	args := append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...)
 	d := &Details{
 		ID: c.ID, Created: c.Created, Image: c.ImageID.String(), ImageName: c.Image, Name: "/" + c.Name,
-		RestartCount: st.RestartCount, LogPath: filepath.Join(e.dir(c.ID), logFile), HostConfig: detailsHost(c.Host),
+		RestartCount: st.RestartCount, LogPath: filepath.Join(e.dir(c.ID), monitorproto.LogFile), HostConfig: detailsHost(c.Host),
 		State: DetailsState{
 			Status: st.Status, Running: st.Status == Running || st.Status == Paused, Paused: st.Status == Paused,
 			Restarting: st.Status == Restarting, OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode,

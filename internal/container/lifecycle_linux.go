@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/sys/signal"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +20,7 @@ import (
 // is a connected socket that the monitor serves as an attached client from
 // the very start, so that not a byte of output is missed.
 func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Container, error) {
-	id, err := e.Resolve(ref)
+	id, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -114,41 +112,6 @@ func (e *Engine) prepare(ctx context.Context, c *Container) (*State, error) {
 	return st, e.saveState(c.ID, st)
 }
 
-// writeSpec builds the container's runtime spec and writes it to its
-// bundle; the monitor does it just before each run, so that the command
-// that starts the container does not spend its time encoding it, and the
-// runtime takes it without reading it back. What building it warns about
-// goes into the state.
-func (e *Engine) writeSpec(c *Container) (*specs.Spec, error) {
-	dir := e.dir(c.ID)
-	b := &specBuilder{c: c, rootfs: filepath.Join(dir, rootfsDir), dir: dir, init: e.berth[0], volRoot: e.volRoot}
-	switch c.networkMode() {
-	case "host":
-	case "none":
-		b.ownNetNS = true
-	default:
-		b.netns = e.netnsPath(c.ID)
-	}
-	spec, err := b.build()
-	if err != nil {
-		return nil, err
-	}
-	if err := writeJSON(filepath.Join(dir, specFile), spec); err != nil {
-		return nil, err
-	}
-	if len(b.warnings) > 0 {
-		e.updateState(c.ID, func(s *State) error {
-			for _, w := range b.warnings {
-				if !slices.Contains(s.Warnings, w) {
-					s.Warnings = append(s.Warnings, w)
-				}
-			}
-			return nil
-		})
-	}
-	return spec, nil
-}
-
 // release undoes prepare and what a run left: the runtime's record of the
 // container, its networks and its mounted root file system. Every step
 // may already be undone.
@@ -160,7 +123,7 @@ func (e *Engine) release(ctx context.Context, c *Container, st *State) {
 // releaseLocal is the quick part of release: the runtime's record, the
 // network namespace and the root file system.
 func (e *Engine) releaseLocal(ctx context.Context, c *Container) {
-	e.deleteRuntimeState(ctx, c)
+	e.DeleteRuntimeState(ctx, c)
 	network.RemoveNS(e.netnsPath(c.ID))
 	e.unmountRootfs(c.ID)
 }
@@ -177,8 +140,8 @@ func (e *Engine) releaseNetworks(ctx context.Context, c *Container, st *State) {
 // WantRunning returns the containers that are not running but that their
 // restart policies want running, as after a reboot: always, unless-stopped
 // unless stopped by hand, and on-failure after a failure.
-func (e *Engine) WantRunning() ([]string, error) {
-	cs, sts, err := e.List()
+func (e *Engine) WantRunning(ctx context.Context) ([]string, error) {
+	cs, sts, err := e.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +165,7 @@ func (e *Engine) WantRunning() ([]string, error) {
 // timeout (the container's own stop timeout, or 10 s, if nil). Its restart
 // policy does not bring it back.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
-	c, st, err := e.Get(ref)
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -238,7 +201,7 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 		unix.Kill(st.Monitor.Pid, unix.SIGUSR1) // ends the back-off wait
 	}
 	if n, err := signal.ParseSignal(sig); err == nil {
-		e.signal(ctx, c, n)
+		e.Signal(ctx, c, n)
 	}
 	stopped := func() bool {
 		s, err := e.state(c.ID)
@@ -249,7 +212,7 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 	if waitFor(wctx, 20*time.Millisecond, stopped) {
 		return nil
 	}
-	e.signal(ctx, c, unix.SIGKILL)
+	e.Signal(ctx, c, unix.SIGKILL)
 	wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel2()
 	if waitFor(wctx2, 20*time.Millisecond, stopped) {
@@ -261,7 +224,7 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 // Kill sends sig (a name or number; SIGKILL if empty) to the container's
 // process. Like stop, a kill is not undone by the restart policy.
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
-	c, st, err := e.Get(ref)
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -280,7 +243,7 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 		e.updateState(id, func(s *State) error { s.ManualStop = true; return nil })
 	}
 	e.emit("kill", c, map[string]string{"signal": strconv.Itoa(int(n))})
-	if err := e.signal(ctx, c, n); err != nil {
+	if err := e.Signal(ctx, c, n); err != nil {
 		return fmt.Errorf("kill %s: %s: %w", c.Name, err, errdefs.ErrConflict)
 	}
 	return nil
@@ -302,7 +265,7 @@ type RemoveOptions struct {
 // Remove removes the container ref names with everything it holds. A
 // running container is refused unless o.Force.
 func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
-	c, st, err := e.Get(ref)
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -332,7 +295,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	}
 	e.releaseName(c.Name, id)
 	if o.Volumes {
-		e.removeAnonymousVolumes(c)
+		e.removeAnonymousVolumes(ctx, c)
 	}
 	e.emit("destroy", c, nil)
 	return nil
@@ -341,7 +304,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 // Wait waits until the container ref names is not running and returns its
 // exit status.
 func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
-	id, err := e.Resolve(ref)
+	id, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return 0, err
 	}

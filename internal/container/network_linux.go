@@ -151,7 +151,7 @@ func (e *Engine) DisconnectNetwork(ctx context.Context, ref, name string) error 
 // changeNetworks runs fn on the container ref names and network name,
 // holding the container's start lock, and saves the record fn changed.
 func (e *Engine) changeNetworks(ctx context.Context, ref, name string, fn func(*Container, *State, *network.Network) error) error {
-	id, err := e.Resolve(ref)
+	id, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -31,8 +32,8 @@ func (p PublishedPort) String() string {
 
 // Ports returns the published ports of the container ref names, by
 // container port; a container that is not running publishes none.
-func (e *Engine) Ports(ref string) ([]PublishedPort, error) {
-	_, st, err := e.Get(ref)
+func (e *Engine) Ports(ctx context.Context, ref string) ([]PublishedPort, error) {
+	_, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +58,8 @@ func (e *Engine) Ports(ref string) ([]PublishedPort, error) {
 // address (127.0.0.1 or ::1) inside the container: the seeds' "bind to
 // 0.0.0.0" pitfall, where the published port cannot reach the
 // application. Ports that nothing listens on yet are not reported.
-func (e *Engine) LoopbackOnly(ref string) ([]string, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) LoopbackOnly(ctx context.Context, ref string) ([]string, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

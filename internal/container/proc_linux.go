@@ -44,8 +44,9 @@ func procStat(pid int) (start uint64, state byte) {
 	return n, f[0][0]
 }
 
-// self identifies the calling process.
-func self() Process {
+// Self identifies the calling process, as State.Monitor records a
+// container's monitor.
+func Self() Process {
 	pid := os.Getpid()
 	return Process{Pid: pid, StartTime: startTime(pid), BootID: bootID()}
 }

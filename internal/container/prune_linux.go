@@ -28,7 +28,7 @@ type PruneReport struct {
 // exited), as `docker container prune` does; their volumes stay. A
 // container started meanwhile is kept.
 func (e *Engine) PruneContainers(ctx context.Context, r *PruneReport) error {
-	cs, sts, err := e.List()
+	cs, sts, err := e.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (e *Engine) PruneNetworks(ctx context.Context, r *PruneReport) error {
 	if err != nil {
 		return err
 	}
-	cs, _, err := e.List()
+	cs, _, err := e.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -111,12 +111,12 @@ func (e *Engine) PruneNetworks(ctx context.Context, r *PruneReport) error {
 
 // PruneImages removes the images without a name (dangling), or with all
 // every image, that no container uses, whether it runs or not.
-func (e *Engine) PruneImages(all bool, r *PruneReport) error {
+func (e *Engine) PruneImages(ctx context.Context, all bool, r *PruneReport) error {
 	imgs, err := e.images.List()
 	if err != nil {
 		return err
 	}
-	cs, _, err := e.List()
+	cs, _, err := e.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -155,16 +155,16 @@ func (e *Engine) PruneImages(all bool, r *PruneReport) error {
 }
 
 // PruneAnonymousVolumes removes the anonymous volumes no container mounts.
-func (e *Engine) PruneAnonymousVolumes(r *PruneReport) error {
+func (e *Engine) PruneAnonymousVolumes(ctx context.Context, r *PruneReport) error {
 	sizes := map[string]int64{}
-	if vs, err := e.Volumes(); err == nil {
+	if vs, err := e.Volumes(ctx); err == nil {
 		for _, v := range vs {
 			if v.Anonymous {
 				sizes[v.Name] = diskUsage(filepath.Join(e.volRoot, v.Name), "")
 			}
 		}
 	}
-	names, err := e.PruneVolumes(false)
+	names, err := e.PruneVolumes(ctx, false)
 	for _, n := range names {
 		r.Volumes = append(r.Volumes, n)
 		r.SpaceReclaimed += sizes[n]

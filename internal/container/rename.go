@@ -32,7 +32,7 @@ func (e *Engine) Rename(ctx context.Context, ref, newName string) error {
 	if newName == "" {
 		return fmt.Errorf("rename: the new name is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	id, err := e.Resolve(ref)
+	id, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return err
 	}

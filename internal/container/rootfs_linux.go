@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -81,8 +82,8 @@ func copyRootAttrs(src, dir string) error {
 // UpperDir returns the directory of the stopped container's writable
 // layer, in overlay diff form, with its root file system unmounted: a build
 // may then move its content into a snapshot.
-func (e *Engine) UpperDir(ref string) (string, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) UpperDir(ctx context.Context, ref string) (string, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return "", err
 	}

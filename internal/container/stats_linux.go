@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,8 +73,8 @@ func cgroupManager(id string) (cgroups.Manager, error) {
 }
 
 // Stats samples the resource use of the container ref names.
-func (e *Engine) Stats(ref string) (*Stats, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) Stats(ctx context.Context, ref string) (*Stats, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +176,8 @@ func parseNetDev(s string) (rx, tx uint64) {
 // shows them with psArgs (Docker's default -ef): its column titles and one
 // row per process of the container's cgroup, the last column (the command)
 // with its spaces.
-func (e *Engine) Top(ref string, psArgs []string) ([]string, [][]string, error) {
-	c, st, err := e.Get(ref)
+func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) ([]string, [][]string, error) {
+	c, st, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,7 +195,7 @@ func (e *Engine) Top(ref string, psArgs []string) ([]string, [][]string, error) 
 	if len(psArgs) == 0 {
 		psArgs = []string{"-ef"}
 	}
-	cmd := exec.Command("ps", psArgs...)
+	cmd := exec.CommandContext(ctx, "ps", psArgs...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,7 +20,8 @@ import (
 )
 
 // Files in a container's directory. The directory is also the OCI bundle:
-// config.json is the runtime spec and rootfs the overlay mount point.
+// config.json is the runtime spec and rootfs the overlay mount point. The
+// monitor's files are monitorproto's.
 const (
 	recordFile = "container.json"
 	stateFile  = "state.json"
@@ -27,8 +29,6 @@ const (
 	rootfsDir  = "rootfs"
 	upperDir   = "diff"
 	workDir    = "work"
-	logFile    = "ctr.log"
-	attachSock = "attach.sock"
 	lockFile   = "lock"
 	namesDir   = ".names"
 )
@@ -108,7 +108,7 @@ func readJSON(path string, v any) error {
 
 // Resolve finds the container that ref names: a full ID, a name, or a
 // unique ID prefix.
-func (e *Engine) Resolve(ref string) (string, error) {
+func (e *Engine) Resolve(ctx context.Context, ref string) (string, error) {
 	if ref == "" || strings.ContainsAny(ref, "/\x00") || ref == "." || ref == ".." {
 		return "", fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
 	}
@@ -158,8 +158,8 @@ func (e *Engine) ids() ([]string, error) {
 }
 
 // Get returns the record and state of the container ref names.
-func (e *Engine) Get(ref string) (*Container, *State, error) {
-	id, err := e.Resolve(ref)
+func (e *Engine) Get(ctx context.Context, ref string) (*Container, *State, error) {
+	id, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,7 +179,7 @@ func (e *Engine) load(id string) (*Container, *State, error) {
 }
 
 // List returns every container, newest first.
-func (e *Engine) List() ([]*Container, []*State, error) {
+func (e *Engine) List(ctx context.Context) ([]*Container, []*State, error) {
 	ids, err := e.ids()
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,23 +50,23 @@ func (e *Engine) lockVolumes() (func(), error) {
 
 // CreateVolume makes the named volume. An existing volume of that name is
 // returned as it is, as Docker does.
-func (e *Engine) CreateVolume(name string, labels map[string]string) (*Volume, error) {
+func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (*Volume, error) {
 	unlock, err := e.lockVolumes()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	return e.createVolume(name, labels, false)
+	return e.createVolume(ctx, name, labels, false)
 }
 
-func (e *Engine) createVolume(name string, labels map[string]string, anonymous bool) (*Volume, error) {
+func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, anonymous bool) (*Volume, error) {
 	if name == "" {
 		name, anonymous = newID(), true
 	}
 	if !nameRE().MatchString(name) || len(name) > 255 {
 		return nil, fmt.Errorf("volume name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalidArgument)
 	}
-	if v, err := e.Volume(name); err == nil {
+	if v, err := e.Volume(ctx, name); err == nil {
 		return v, nil
 	}
 	dir := filepath.Join(e.volRoot, name)
@@ -91,7 +92,7 @@ func (e *Engine) createVolume(name string, labels map[string]string, anonymous b
 }
 
 // Volume returns the named volume.
-func (e *Engine) Volume(name string) (*Volume, error) {
+func (e *Engine) Volume(ctx context.Context, name string) (*Volume, error) {
 	if !nameRE().MatchString(name) {
 		return nil, fmt.Errorf("no such volume: %s: %w", name, errdefs.ErrNotFound)
 	}
@@ -106,7 +107,7 @@ func (e *Engine) Volume(name string) (*Volume, error) {
 }
 
 // Volumes lists every volume by name.
-func (e *Engine) Volumes() ([]*Volume, error) {
+func (e *Engine) Volumes(ctx context.Context) ([]*Volume, error) {
 	ents, err := os.ReadDir(e.volRoot)
 	if err != nil {
 		return nil, fmt.Errorf("volumes: %w", err)
@@ -116,7 +117,7 @@ func (e *Engine) Volumes() ([]*Volume, error) {
 		if strings.HasPrefix(ent.Name(), ".") {
 			continue
 		}
-		if v, err := e.Volume(ent.Name()); err == nil {
+		if v, err := e.Volume(ctx, ent.Name()); err == nil {
 			out = append(out, v)
 		}
 	}
@@ -124,8 +125,8 @@ func (e *Engine) Volumes() ([]*Volume, error) {
 }
 
 // volumeUsers returns the names of the containers that mount volume name.
-func (e *Engine) volumeUsers(name string) ([]string, error) {
-	cs, _, err := e.List()
+func (e *Engine) volumeUsers(ctx context.Context, name string) ([]string, error) {
+	cs, _, err := e.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -143,19 +144,19 @@ func (e *Engine) volumeUsers(name string) ([]string, error) {
 // RemoveVolume removes the named volume and its data. A volume that any
 // container mounts, running or not, is refused; force only makes a missing
 // volume no error, as with Docker.
-func (e *Engine) RemoveVolume(name string, force bool) error {
+func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) error {
 	unlock, err := e.lockVolumes()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := e.Volume(name); err != nil {
+	if _, err := e.Volume(ctx, name); err != nil {
 		if force && errors.Is(err, errdefs.ErrNotFound) {
 			return nil
 		}
 		return err
 	}
-	users, err := e.volumeUsers(name)
+	users, err := e.volumeUsers(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -176,17 +177,17 @@ func (e *Engine) removeVolumeDir(name string) error {
 
 // PruneVolumes removes every volume no container mounts (with all unset,
 // only anonymous ones, as Docker 23+) and returns their names.
-func (e *Engine) PruneVolumes(all bool) ([]string, error) {
+func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 	unlock, err := e.lockVolumes()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	vs, err := e.Volumes()
+	vs, err := e.Volumes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cs, _, err := e.List()
+	cs, _, err := e.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +215,12 @@ func (e *Engine) PruneVolumes(all bool) ([]string, error) {
 // createVolumes creates the named volumes c mounts and an anonymous volume
 // for each of the image's volume paths that nothing else is mounted on.
 // The caller holds the volumes lock.
-func (e *Engine) createVolumes(c *Container) error {
+func (e *Engine) createVolumes(ctx context.Context, c *Container) error {
 	for i, m := range c.Host.Mounts {
 		if m.Type != "volume" {
 			continue
 		}
-		v, err := e.createVolume(m.Source, nil, m.Source == "")
+		v, err := e.createVolume(ctx, m.Source, nil, m.Source == "")
 		if err != nil {
 			return err
 		}
@@ -229,7 +230,7 @@ func (e *Engine) createVolumes(c *Container) error {
 		if slices.ContainsFunc(c.Host.Mounts, func(m Mount) bool { return filepath.Clean(m.Destination) == filepath.Clean(p) }) {
 			continue
 		}
-		v, err := e.createVolume("", nil, true)
+		v, err := e.createVolume(ctx, "", nil, true)
 		if err != nil {
 			return err
 		}
@@ -240,7 +241,7 @@ func (e *Engine) createVolumes(c *Container) error {
 
 // removeAnonymousVolumes removes the anonymous volumes of c, a removed
 // container, that no other container mounts.
-func (e *Engine) removeAnonymousVolumes(c *Container) {
+func (e *Engine) removeAnonymousVolumes(ctx context.Context, c *Container) {
 	unlock, err := e.lockVolumes()
 	if err != nil {
 		return
@@ -250,7 +251,7 @@ func (e *Engine) removeAnonymousVolumes(c *Container) {
 		if m.Type != "volume" || !m.Anonymous {
 			continue
 		}
-		if users, err := e.volumeUsers(m.Source); err == nil && len(users) == 0 {
+		if users, err := e.volumeUsers(ctx, m.Source); err == nil && len(users) == 0 {
 			e.removeVolumeDir(m.Source)
 		}
 	}

@@ -4,8 +4,8 @@
 //
 // A monitor is one process per container that lives as long as the
 // container does, so its memory is paid once per container. Its Go code
-// (container.Engine.Monitor) starts the container, serves attached clients,
-// and records exits and restarts; in between, which is nearly always, it
+// (package monitor) starts the container, serves attached clients, and
+// records exits and restarts; in between, which is nearly always, it
 // re-executes its own binary with _BERTH_IDLE set, and this package's
 // constructor takes over the same process — the container stays its child
 // — with none of the Go runtime's heap, stacks and threads: a few hundred

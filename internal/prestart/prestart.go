@@ -8,9 +8,10 @@
 // command line is `berth [--root DIR] run …`. Then it forks and executes
 // /proc/self/exe as `berth-monitor [--root DIR] container-monitor
 // <placeholder>` with its report pipe on fd 3 and a control socket on fd 4,
-// exactly as container.Engine's Prestart would, and keeps the other ends
-// for the engine to adopt (Monitor). A monitor that is never told its
-// container exits when this command does.
+// exactly as container.Engine's Prestart would (package monitorproto is the
+// contract; its tests hold this C to it), and keeps the other ends for the
+// engine to adopt (Monitor). A monitor that is never told its container
+// exits when this command does.
 package prestart
 
 /*

@@ -1,4 +1,4 @@
-package container
+package monitor
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/internal/container/monitorproto"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,7 +97,7 @@ func (m *monitor) rest(cio *ctrIO, pid int) error {
 		}
 		for _, kv := range os.Environ() {
 			k, _, _ := strings.Cut(kv, "=")
-			if k != attachEnv && k != resumeEnv && k != restStateEnv && k != idleEnv {
+			if k != monitorproto.AttachEnv && k != resumeEnv && k != restStateEnv && k != idleEnv {
 				env = append(env, kv)
 			}
 		}

@@ -1,4 +1,4 @@
-package container
+package monitor
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/berth-dev/berth/internal/container"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +29,7 @@ type healthCheck struct {
 }
 
 // healthOf returns c's health check, or nil if it has none.
-func healthOf(c *Container) *healthCheck {
+func healthOf(c *container.Container) *healthCheck {
 	h := c.Config.Healthcheck
 	if h == nil || len(h.Test) == 0 {
 		return nil
@@ -87,9 +88,9 @@ func (m *monitor) startHealth(ctx context.Context) (stop func()) {
 func (m *monitor) checkHealth(ctx context.Context, hc *healthCheck) {
 	res := m.check(ctx, hc.args, hc.timeout)
 	var before, after string
-	m.e.updateState(m.c.ID, func(s *State) error {
+	m.e.UpdateState(ctx, m.c.ID, func(s *container.State) error {
 		if s.Health == nil {
-			s.Health = &Health{Status: "starting"}
+			s.Health = &container.Health{Status: "starting"}
 		}
 		hs := s.Health
 		before = hs.Status
@@ -112,20 +113,20 @@ func (m *monitor) checkHealth(ctx context.Context, hc *healthCheck) {
 		return nil
 	})
 	if after != before {
-		m.e.emit("health_status: "+after, m.c, nil)
+		m.e.Emit(ctx, "health_status: "+after, m.c, nil)
 	}
 }
 
 // checkHealthOnce is a resting monitor's health check (see package idle):
 // one check in a process of its own.
-func (e *Engine) checkHealthOnce(ctx context.Context, id string) error {
-	c, _, err := e.load(id)
+func checkHealthOnce(ctx context.Context, e *container.Engine, id string) error {
+	c, st, err := e.Get(ctx, id)
 	if err != nil {
 		return err
 	}
 	hc := healthOf(c)
-	if st, err := e.state(id); err != nil || hc == nil || !st.Running() {
-		return err
+	if hc == nil || !st.Running() {
+		return nil
 	}
 	m := &monitor{e: e, c: c, reaper: newReaper()}
 	m.checkHealth(ctx, hc)
@@ -133,15 +134,15 @@ func (e *Engine) checkHealthOnce(ctx context.Context, id string) error {
 }
 
 // check runs the health check command once in the container.
-func (m *monitor) check(ctx context.Context, args []string, timeout time.Duration) HealthLog {
-	res := HealthLog{Start: time.Now().UTC(), ExitCode: -1}
+func (m *monitor) check(ctx context.Context, args []string, timeout time.Duration) container.HealthLog {
+	res := container.HealthLog{Start: time.Now().UTC(), ExitCode: -1}
 	r, w, err := os.Pipe()
 	if err != nil {
 		res.Output = err.Error()
 		return res
 	}
 	defer r.Close()
-	cmd := m.e.runtimeCmd(context.Background(), m.c, append([]string{"exec", m.c.ID}, args...)...)
+	cmd := m.e.RuntimeCmd(context.Background(), m.c, append([]string{"exec", m.c.ID}, args...)...)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
