@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/berth-dev/berth/internal/container/logfile"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -102,7 +103,7 @@ func (e *Engine) Monitor(ctx context.Context, id string) error {
 	}
 	err = e.monitor(ctx, id, rs, attach, report)
 	if err != nil {
-		report(startReport{Error: err.Error(), Class: errClass(err)})
+		report(startReport{Error: err.Error(), Class: errdefs.ClassName(err)})
 	}
 	return err
 }
