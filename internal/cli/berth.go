@@ -1,7 +1,6 @@
 // Package cli is berth's command line: thin cobra commands, one file per
 // command group, that parse flags and call the libraries under internal/.
 // The runtime's command line is internal/cli/runtimecli.
-
 package cli
 
 import (
