@@ -35,7 +35,7 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	if err != nil {
 		return nil, err
 	}
-	argv := commandLine(&s.cfg.Config, cmdLine)
+	argv := image.CommandLine(&s.cfg.Config, cmdLine)
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("no command: %w", errdefs.ErrInvalidArgument)
 	}

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
-	"github.com/moby/sys/signal"
 )
 
 // stageScope is what a stage's instructions see besides the image config:
@@ -176,94 +174,10 @@ func (b *builder) apply(ctx context.Context, s *state, sc *stageScope, cmd instr
 }
 
 // configure applies an instruction that only changes the image's config.
+// Each instruction is applied on its own (its result is cached on its own),
+// so a new ENTRYPOINT always drops the CMD before it.
 func configure(cfg *v1.Config, cmd instructions.Command) error {
-	switch c := cmd.(type) {
-	case *instructions.EnvCommand:
-		for _, kv := range c.Env {
-			cfg.Env = image.SetEnv(cfg.Env, kv.Key, kv.Value)
-		}
-	case *instructions.LabelCommand:
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		for _, kv := range c.Labels {
-			cfg.Labels[kv.Key] = kv.Value
-		}
-	case *instructions.MaintainerCommand:
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		// Docker puts it in the config's author field; the label is what
-		// the OCI image config can carry.
-		cfg.Labels["maintainer"] = c.Maintainer
-	case *instructions.ExposeCommand:
-		if cfg.ExposedPorts == nil {
-			cfg.ExposedPorts = map[string]struct{}{}
-		}
-		for _, p := range c.Ports {
-			ports, err := image.ExposedPorts(p)
-			if err != nil {
-				return err
-			}
-			for _, port := range ports {
-				cfg.ExposedPorts[port] = struct{}{}
-			}
-		}
-	case *instructions.UserCommand:
-		cfg.User = c.User
-	case *instructions.WorkdirCommand:
-		p := c.Path
-		if !path.IsAbs(p) {
-			p = path.Join("/", cfg.WorkingDir, p)
-		}
-		cfg.WorkingDir = path.Clean(p)
-	case *instructions.VolumeCommand:
-		if cfg.Volumes == nil {
-			cfg.Volumes = map[string]struct{}{}
-		}
-		for _, v := range c.Volumes {
-			if v == "" {
-				return fmt.Errorf("VOLUME with an empty path: %w", errdefs.ErrInvalidArgument)
-			}
-			cfg.Volumes[v] = struct{}{}
-		}
-	case *instructions.StopSignalCommand:
-		if _, err := signal.ParseSignal(c.Signal); err != nil {
-			return fmt.Errorf("%q is not a signal: %w", c.Signal, errdefs.ErrInvalidArgument)
-		}
-		cfg.StopSignal = c.Signal
-	case *instructions.CmdCommand:
-		cfg.Cmd = commandLine(cfg, c.ShellDependantCmdLine)
-	case *instructions.EntrypointCommand:
-		cfg.Entrypoint = commandLine(cfg, c.ShellDependantCmdLine)
-		// As Docker: a new entrypoint drops the CMD the base image had
-		// (a CMD later in the file sets it again).
-		cfg.Cmd = nil
-	case *instructions.ShellCommand:
-		cfg.Shell = slices.Clone(c.Shell)
-	case *instructions.HealthCheckCommand:
-		h := c.Health
-		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-			StartPeriod: h.StartPeriod, Retries: h.Retries}
-	case *instructions.OnbuildCommand:
-		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
-	default:
-		return fmt.Errorf("%s is not supported: %w", cmd.Name(), errdefs.ErrNotImplemented)
-	}
-	return nil
-}
-
-// commandLine is CMD's, ENTRYPOINT's and RUN's argv: the JSON form as
-// written, the shell form run by the image's shell.
-func commandLine(cfg *v1.Config, c instructions.ShellDependantCmdLine) []string {
-	if !c.PrependShell {
-		return slices.Clone(c.CmdLine)
-	}
-	sh := cfg.Shell
-	if len(sh) == 0 {
-		sh = []string{"/bin/sh", "-c"}
-	}
-	return append(slices.Clone(sh), strings.Join(c.CmdLine, " "))
+	return image.NewConfigurer(cfg).Apply(cmd)
 }
 
 // argPrefix is how Docker's history shows the build arguments a RUN had:

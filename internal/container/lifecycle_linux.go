@@ -49,7 +49,7 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 	}
 	rep, err := e.startMonitor(c, attach)
 	if err == nil && rep.Error != "" {
-		err = &classError{msg: rep.Error, class: classOf(rep.Class)}
+		err = errdefs.FromClass(rep.Class, rep.Error)
 	} else if err != nil {
 		e.release(ctx, c, st)
 	}
@@ -340,35 +340,4 @@ func (e *Engine) lockFile(id, name string) (func(), error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
-}
-
-// classError is an error message from another process with its class
-// restored, so that errors.Is works across the monitor's report.
-type classError struct {
-	msg   string
-	class error
-}
-
-func (e *classError) Error() string { return e.msg }
-func (e *classError) Unwrap() error { return e.class }
-
-var classes = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument, errdefs.ErrConflict,
-	errdefs.ErrUnavailable, errdefs.ErrNotImplemented, errdefs.ErrPermission}
-
-func errClass(err error) string {
-	for _, c := range classes {
-		if errors.Is(err, c) {
-			return c.Error()
-		}
-	}
-	return ""
-}
-
-func classOf(name string) error {
-	for _, c := range classes {
-		if c.Error() == name {
-			return c
-		}
-	}
-	return nil
 }

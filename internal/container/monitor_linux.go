@@ -9,6 +9,7 @@ import (
 	"os/exec"
 
 	"github.com/berth-dev/berth/internal/container/monitorproto"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +46,7 @@ func (e *Engine) startMonitor(c *Container, attach *os.File) (monitorproto.Start
 // start because of err: its message and errdefs class, which Start gives
 // back to its caller.
 func StartFailure(err error) monitorproto.StartReport {
-	return monitorproto.StartReport{Error: err.Error(), Class: errClass(err)}
+	return monitorproto.StartReport{Error: err.Error(), Class: errdefs.ClassName(err)}
 }
 
 // earlyMonitor is a monitor process as its starter sees it: the pipe of its

@@ -1,5 +1,6 @@
 // Package errdefs defines berth's error classes and maps them, once, to exit
-// codes (and later HTTP statuses).
+// codes (and later HTTP statuses) and to the names that carry them across
+// process boundaries.
 //
 // Code wraps a class with a noun that says what was wrong:
 //
@@ -10,37 +11,80 @@ package errdefs
 
 import "errors"
 
-// Error classes.
+// Error classes, each with its exit status. An error that wraps more than
+// one class takes the first declared here; adding a class is one line.
 var (
-	ErrNotFound        = errors.New("not found")
-	ErrAlreadyExists   = errors.New("already exists")
-	ErrInvalidArgument = errors.New("invalid argument")
-	ErrConflict        = errors.New("conflict")
-	ErrUnavailable     = errors.New("unavailable")
-	ErrNotImplemented  = errors.New("not implemented")
-	ErrPermission      = errors.New("permission denied")
+	ErrInvalidArgument = class("invalid argument", 2)
+	ErrNotFound        = class("not found", 3)
+	ErrAlreadyExists   = class("already exists", 4)
+	ErrConflict        = class("conflict", 4)
+	ErrPermission      = class("permission denied", 5)
+	ErrNotImplemented  = class("not implemented", 6)
+	ErrUnavailable     = class("unavailable", 1)
 )
+
+// classes holds every class in declaration order; a class's name is its
+// message.
+var classes []classDef
+
+type classDef struct {
+	err  error
+	exit int
+}
+
+func class(name string, exit int) error {
+	err := errors.New(name)
+	classes = append(classes, classDef{err, exit})
+	return err
+}
 
 // ExitCode returns the process exit status for err: 0 for nil, 1 for an
 // unclassified failure, and a distinct small number for each class so that
 // scripts can tell them apart.
 func ExitCode(err error) int {
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.Is(err, ErrInvalidArgument):
-		return 2
-	case errors.Is(err, ErrNotFound):
-		return 3
-	case errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrConflict):
-		return 4
-	case errors.Is(err, ErrPermission):
-		return 5
-	case errors.Is(err, ErrNotImplemented):
-		return 6
+	}
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.exit
+		}
 	}
 	return 1
 }
+
+// ClassName returns the name of err's class, for another process to
+// restore with FromClass, or "" if err has none.
+func ClassName(err error) string {
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.err.Error()
+		}
+	}
+	return ""
+}
+
+// FromClass returns an error whose message is msg and that wraps the class
+// ClassName called name, so that errors.Is and ExitCode work on an error
+// that crossed a process boundary. An empty or unknown name gives an
+// unclassified error.
+func FromClass(name, msg string) error {
+	for _, c := range classes {
+		if c.err.Error() == name {
+			return &classError{msg: msg, class: c.err}
+		}
+	}
+	return errors.New(msg)
+}
+
+// classError is a message from another process with its class restored.
+type classError struct {
+	msg   string
+	class error
+}
+
+func (e *classError) Error() string { return e.msg }
+func (e *classError) Unwrap() error { return e.class }
 
 // StatusError carries an exit status that a command wants to exit with
 // without printing anything, such as a container's own exit status.

@@ -3,16 +3,15 @@ package image
 import (
 	"errors"
 	"fmt"
-	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/internal/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
-	"github.com/moby/sys/signal"
 )
 
 // changeInstructions are the Dockerfile instructions a change may hold, as
@@ -28,15 +27,15 @@ var changeInstructions = []string{"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHC
 // ("CMD ["sh"]", "CMD echo hi" → ["/bin/sh", "-c", "echo hi"]), and
 // Podman's "CMD=…" spelling is accepted too. Variables in ENV, EXPOSE,
 // LABEL, STOPSIGNAL, USER, VOLUME and WORKDIR are expanded from the image's
-// environment, as in a Containerfile.
+// environment, as in a Containerfile. A Configurer applies them.
 //
 // A change that is not one such valid instruction is an
 // errdefs.ErrInvalidArgument naming it; cfg is then left as it was.
 func ApplyChanges(cfg *v1.Config, changes []string) error {
 	work := cfg.DeepCopy()
-	cmdSet := false
+	c := NewConfigurer(work)
 	for _, change := range changes {
-		if err := applyChange(work, change, &cmdSet); err != nil {
+		if err := applyChange(c, change); err != nil {
 			return fmt.Errorf("change %q: %w", change, err)
 		}
 	}
@@ -44,91 +43,69 @@ func ApplyChanges(cfg *v1.Config, changes []string) error {
 	return nil
 }
 
-// invalid makes an errdefs.ErrInvalidArgument out of a message.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
-}
-
-func applyChange(cfg *v1.Config, change string, cmdSet *bool) error {
+// applyChange checks one change, parses it into its instruction, expands
+// its words in the environment of the config c edits and has c apply it.
+func applyChange(c *Configurer, change string) error {
 	node, err := parseChange(change)
 	if err != nil {
 		return err
 	}
 	name := strings.ToUpper(node.Value)
+	if err := checkChange(node, name); err != nil {
+		return err
+	}
+	v, err := instructions.ParseInstruction(node)
+	if err != nil {
+		return invalid("%v", withoutLocation(err))
+	}
+	cmd := v.(instructions.Command)
+	lex := shell.NewLex(parser.DefaultEscapeToken)
+	env := shell.EnvsFromSlice(c.cfg.Env)
+	word := func(w string) (string, error) {
+		s, _, err := lex.ProcessWord(w, env)
+		return s, err
+	}
+	switch ins := cmd.(type) {
+	case *instructions.ExposeCommand: // BuildKit expands its ports later, not in Expand
+		for i, p := range ins.Ports {
+			if ins.Ports[i], err = word(p); err != nil {
+				break
+			}
+		}
+	case instructions.SupportsSingleWordExpansion:
+		err = ins.Expand(word)
+	}
+	if err != nil {
+		return invalid("%s: %v", name, err)
+	}
+	if err := checkExpanded(cmd, name); err != nil {
+		return err
+	}
+	return c.Apply(cmd)
+}
+
+// checkChange refuses what a change may not hold, before it is parsed
+// further: instructions other than changeInstructions, options (but
+// HEALTHCHECK's), and the wrong number of arguments.
+func checkChange(node *parser.Node, name string) error {
+	if !slices.Contains(changeInstructions, name) {
+		return invalid("%s cannot be used in a change (only %s)", name, strings.Join(changeInstructions, ", "))
+	}
 	if name != "HEALTHCHECK" && len(node.Flags) > 0 {
 		return invalid("%s takes no options (%s); write arguments that start with -- in JSON form", name, strings.Join(node.Flags, " "))
 	}
-	args, isJSON := nodeArgs(node), node.Attributes["json"]
-	env := shell.EnvsFromSlice(cfg.Env)
-	expand := func(words []string) ([]string, error) {
-		lex := shell.NewLex(parser.DefaultEscapeToken)
-		out := make([]string, len(words))
-		for i, w := range words {
-			s, _, err := lex.ProcessWord(w, env)
-			if err != nil {
-				return nil, invalid("%s: %v", name, err)
-			}
-			out[i] = s
-		}
-		return out, nil
-	}
+	args := nodeArgs(node)
 	switch name {
-	case "CMD":
-		cfg.Cmd = commandLine(cfg, args, isJSON)
-		*cmdSet = *cmdSet || len(args) > 0
-	case "ENTRYPOINT":
-		cfg.Entrypoint = commandLine(cfg, args, isJSON)
-		if !*cmdSet {
-			cfg.Cmd = nil // as Docker: a new entrypoint drops the old CMD
-		}
 	case "ENV", "LABEL":
 		if len(args) == 0 || len(args)%3 != 0 {
 			return invalid("%s needs NAME=VALUE pairs", name)
 		}
-		words, err := expand(args)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < len(words); i += 3 {
-			key, value := words[i], words[i+1]
-			if key == "" {
-				return invalid("%s names can not be blank", name)
-			}
-			if name == "ENV" {
-				cfg.Env = SetEnv(cfg.Env, key, value)
-				continue
-			}
-			if cfg.Labels == nil {
-				cfg.Labels = map[string]string{}
-			}
-			cfg.Labels[key] = value
-		}
 	case "EXPOSE":
-		words, err := expand(args)
-		if err != nil {
-			return err
-		}
-		if len(words) == 0 {
+		if len(args) == 0 {
 			return invalid("EXPOSE needs at least one port")
 		}
-		for _, w := range words {
-			ports, err := ExposedPorts(w)
-			if err != nil {
-				return err
-			}
-			if cfg.ExposedPorts == nil {
-				cfg.ExposedPorts = map[string]struct{}{}
-			}
-			for _, p := range ports {
-				cfg.ExposedPorts[p] = struct{}{}
-			}
-		}
 	case "HEALTHCHECK":
-		h, err := healthcheck(node, args, isJSON)
-		if err != nil {
-			return err
-		}
-		cfg.Healthcheck = h
+		return checkHealthcheck(node, args)
 	case "ONBUILD":
 		if node.Next == nil || len(node.Next.Children) == 0 {
 			return invalid("ONBUILD needs an instruction")
@@ -143,50 +120,49 @@ func applyChange(cfg *v1.Config, change string, cmdSet *bool) error {
 				return invalid("ONBUILD: unknown instruction %s", trigger)
 			}
 		}
-		expr := strings.TrimSpace(node.Original)
-		expr = strings.TrimSpace(expr[len("ONBUILD"):])
-		cfg.OnBuild = append(cfg.OnBuild, expr)
 	case "STOPSIGNAL", "USER", "WORKDIR":
-		words, err := expand(args)
-		if err != nil {
-			return err
-		}
-		if len(words) != 1 || words[0] == "" {
+		if len(args) != 1 {
 			return invalid("%s needs exactly one argument", name)
 		}
-		switch w := words[0]; name {
-		case "STOPSIGNAL":
-			if _, err := signal.ParseSignal(w); err != nil {
-				return invalid("STOPSIGNAL: %v", err)
-			}
-			cfg.StopSignal = w
-		case "USER":
-			cfg.User = w
-		case "WORKDIR":
-			if !path.IsAbs(w) {
-				w = path.Join("/", cfg.WorkingDir, w)
-			}
-			cfg.WorkingDir = path.Clean(w)
-		}
 	case "VOLUME":
-		words, err := expand(args)
-		if err != nil {
-			return err
-		}
-		if len(words) == 0 {
+		if len(args) == 0 {
 			return invalid("VOLUME needs at least one path")
 		}
-		for _, w := range words {
-			if w == "" {
-				return invalid("VOLUME specified can not be an empty string")
-			}
-			if cfg.Volumes == nil {
-				cfg.Volumes = map[string]struct{}{}
-			}
-			cfg.Volumes[w] = struct{}{}
+	}
+	return nil
+}
+
+// checkExpanded refuses what expanding a change's variables left empty.
+// A CMD or ENTRYPOINT without arguments is made to clear the command, in
+// either form.
+func checkExpanded(cmd instructions.Command, name string) error {
+	var kvs instructions.KeyValuePairs
+	switch ins := cmd.(type) {
+	case *instructions.EnvCommand:
+		kvs = ins.Env
+	case *instructions.LabelCommand:
+		kvs = ins.Labels
+	case *instructions.StopSignalCommand:
+		if ins.Signal == "" {
+			return invalid("%s needs exactly one argument", name)
 		}
-	default:
-		return fmt.Errorf("%s cannot be used in a change (only %s): %w", name, strings.Join(changeInstructions, ", "), errdefs.ErrInvalidArgument)
+	case *instructions.UserCommand:
+		if ins.User == "" {
+			return invalid("%s needs exactly one argument", name)
+		}
+	case *instructions.WorkdirCommand:
+		if ins.Path == "" {
+			return invalid("%s needs exactly one argument", name)
+		}
+	case *instructions.CmdCommand:
+		ins.PrependShell = ins.PrependShell && len(ins.CmdLine) > 0
+	case *instructions.EntrypointCommand:
+		ins.PrependShell = ins.PrependShell && len(ins.CmdLine) > 0
+	}
+	for _, kv := range kvs {
+		if kv.Key == "" {
+			return invalid("%s names can not be blank", name)
+		}
 	}
 	return nil
 }
@@ -209,11 +185,7 @@ func parseChange(change string) (*parser.Node, error) {
 	}
 	res, err := parser.Parse(strings.NewReader(change))
 	if err != nil {
-		var le *parser.LocationError
-		if errors.As(err, &le) {
-			err = le.Unwrap()
-		}
-		return nil, invalid("%v", err)
+		return nil, invalid("%v", withoutLocation(err))
 	}
 	if len(res.AST.Children) != 1 {
 		return nil, invalid("a change is one instruction, this has %d", len(res.AST.Children))
@@ -229,12 +201,17 @@ func known(word string) bool {
 	case "ADD", "ARG", "COPY", "FROM", "MAINTAINER", "RUN", "SHELL":
 		return true
 	}
-	for _, w := range changeInstructions {
-		if w == word {
-			return true
-		}
+	return slices.Contains(changeInstructions, word)
+}
+
+// withoutLocation drops the line number the parser adds: a change is one
+// line.
+func withoutLocation(err error) error {
+	var le *parser.LocationError
+	if errors.As(err, &le) {
+		return le.Unwrap()
 	}
-	return false
+	return err
 }
 
 func isWord(s string) bool {
@@ -255,116 +232,40 @@ func nodeArgs(node *parser.Node) []string {
 	return args
 }
 
-// commandLine is CMD's and ENTRYPOINT's value: the JSON form as written,
-// the shell form run by the image's shell (["/bin/sh", "-c"] by default).
-func commandLine(cfg *v1.Config, args []string, isJSON bool) []string {
-	if len(args) == 0 {
-		return []string{}
-	}
-	if isJSON {
-		return args
-	}
-	sh := cfg.Shell
-	if len(sh) == 0 {
-		sh = []string{"/bin/sh", "-c"}
-	}
-	return append(append([]string{}, sh...), strings.Join(args, " "))
-}
-
-// SetEnv sets key to value in env, in place of an earlier value.
-func SetEnv(env []string, key, value string) []string {
-	for i, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); shell.EqualEnvKeys(k, key) {
-			env[i] = key + "=" + value
-			return env
-		}
-	}
-	return append(env, key+"="+value)
-}
-
-// ExposedPorts expands "80", "80/udp" or "8000-8010/tcp" into the config's
-// "PORT/PROTO" keys.
-func ExposedPorts(spec string) ([]string, error) {
-	ports, proto, _ := strings.Cut(spec, "/")
-	proto = strings.ToLower(proto)
-	switch proto {
-	case "":
-		proto = "tcp"
-	case "tcp", "udp", "sctp":
-	default:
-		return nil, invalid("EXPOSE %s: unknown protocol %q (tcp, udp or sctp)", spec, proto)
-	}
-	first, last, isRange := strings.Cut(ports, "-")
-	if !isRange {
-		last = first
-	}
-	lo, err1 := strconv.ParseUint(first, 10, 16)
-	hi, err2 := strconv.ParseUint(last, 10, 16)
-	if err1 != nil || err2 != nil || lo == 0 || hi < lo {
-		return nil, invalid("EXPOSE %s: invalid port; want PORT[-END][/PROTO] with ports 1-65535", spec)
-	}
-	var out []string
-	for p := lo; p <= hi; p++ {
-		out = append(out, fmt.Sprintf("%d/%s", p, proto))
-	}
-	return out, nil
-}
-
-// healthcheck reads HEALTHCHECK NONE or HEALTHCHECK [OPTIONS] CMD ….
-func healthcheck(node *parser.Node, args []string, isJSON bool) (*v1.HealthConfig, error) {
-	h := &v1.HealthConfig{}
+// checkHealthcheck refuses a HEALTHCHECK other than NONE or [OPTIONS] CMD …
+// with the options the image config holds.
+func checkHealthcheck(node *parser.Node, args []string) error {
 	for _, f := range node.Flags {
 		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		if !ok {
-			return nil, invalid("HEALTHCHECK option %s needs a value (--%s=VALUE)", f, name)
+			return invalid("HEALTHCHECK option %s needs a value (--%s=VALUE)", f, name)
 		}
-		var err error
 		switch name {
-		case "interval":
-			h.Interval, err = healthDuration(name, value)
-		case "timeout":
-			h.Timeout, err = healthDuration(name, value)
-		case "start-period":
-			h.StartPeriod, err = healthDuration(name, value)
-		case "retries":
-			var n int64
-			if n, err = strconv.ParseInt(value, 10, 32); err != nil || n < 0 {
-				err = invalid("HEALTHCHECK --retries=%s: want a number ≥ 0", value)
+		case "interval", "timeout", "start-period":
+			d, err := time.ParseDuration(value)
+			if err != nil || (d != 0 && d < time.Millisecond) {
+				return invalid("HEALTHCHECK --%s=%s: want a duration of at least 1ms, such as 30s", name, value)
 			}
-			h.Retries = int(n)
+		case "retries":
+			if n, err := strconv.ParseInt(value, 10, 32); err != nil || n < 0 {
+				return invalid("HEALTHCHECK --retries=%s: want a number ≥ 0", value)
+			}
 		default:
-			err = invalid("HEALTHCHECK: unknown option --%s (--interval, --timeout, --start-period, --retries)", name)
-		}
-		if err != nil {
-			return nil, err
+			return invalid("HEALTHCHECK: unknown option --%s (--interval, --timeout, --start-period, --retries)", name)
 		}
 	}
 	if len(args) == 0 {
-		return nil, invalid("HEALTHCHECK needs NONE or CMD")
+		return invalid("HEALTHCHECK needs NONE or CMD")
 	}
 	switch typ, cmd := strings.ToUpper(args[0]), args[1:]; {
 	case typ == "NONE":
 		if len(cmd) > 0 || len(node.Flags) > 0 {
-			return nil, invalid("HEALTHCHECK NONE takes no arguments")
+			return invalid("HEALTHCHECK NONE takes no arguments")
 		}
-		return &v1.HealthConfig{Test: []string{"NONE"}}, nil
 	case typ != "CMD":
-		return nil, invalid("HEALTHCHECK: unknown type %q (try CMD or NONE)", args[0])
+		return invalid("HEALTHCHECK: unknown type %q (try CMD or NONE)", args[0])
 	case len(cmd) == 0:
-		return nil, invalid("HEALTHCHECK CMD needs a command")
-	case isJSON:
-		h.Test = append([]string{"CMD"}, cmd...)
-	default:
-		h.Test = []string{"CMD-SHELL", strings.Join(cmd, " ")}
+		return invalid("HEALTHCHECK CMD needs a command")
 	}
-	return h, nil
-}
-
-// healthDuration parses a HEALTHCHECK duration: 0, or at least 1ms.
-func healthDuration(name, value string) (time.Duration, error) {
-	d, err := time.ParseDuration(value)
-	if err != nil || (d != 0 && d < time.Millisecond) {
-		return 0, invalid("HEALTHCHECK --%s=%s: want a duration of at least 1ms, such as 30s", name, value)
-	}
-	return d, nil
+	return nil
 }

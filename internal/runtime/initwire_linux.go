@@ -19,7 +19,8 @@ import (
 // Init is C (package boot) and runs before any Go code could; the runtime
 // compiles everything it needs from the spec into one configuration frame
 // and exchanges small frames with it over the sync socket. The layout here
-// and in boot/boot.h and boot/wire.c must match.
+// and in boot/boot.h and boot/wire.c must match; TestInitWireConstants
+// compares the constants below with boot.h's by name.
 
 // Frame types.
 const (
@@ -62,6 +63,19 @@ const (
 	mountPlain = iota
 	mountBind
 	mountCgroup
+)
+
+// mountMaxProps is how many propagation changes one mount may carry.
+const mountMaxProps = 8
+
+// The capability sets, in the order they are sent.
+const (
+	capSetBounding = iota
+	capSetEffective
+	capSetPermitted
+	capSetInheritable
+	capSetAmbient
+	capSets
 )
 
 // initConfig is what init is told, before it is encoded.
@@ -253,8 +267,8 @@ func (cfg *initConfig) mounts(parent *wire, spec *specs.Spec) ([]byte, bool) {
 		case m.Type == "cgroup":
 			kind = mountCgroup
 		}
-		if len(o.propagation) > 8 {
-			parent.fail(fmt.Errorf("mounts[%d]: more than 8 propagation options", i))
+		if len(o.propagation) > mountMaxProps {
+			parent.fail(fmt.Errorf("mounts[%d]: more than %d propagation options", i, mountMaxProps))
 		}
 		w.u64(uint64(kind))
 		w.str(src)
@@ -401,7 +415,13 @@ func (cfg *initConfig) process(w *wire, p *specs.Process) {
 	if caps == nil {
 		caps = &specs.LinuxCapabilities{}
 	}
-	for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable, caps.Ambient} {
+	var sets [capSets][]string
+	sets[capSetBounding] = caps.Bounding
+	sets[capSetEffective] = caps.Effective
+	sets[capSetPermitted] = caps.Permitted
+	sets[capSetInheritable] = caps.Inheritable
+	sets[capSetAmbient] = caps.Ambient
+	for _, set := range sets {
 		w.u64(capMask(set))
 	}
 	w.bytes(cfg.SeccompBPF)

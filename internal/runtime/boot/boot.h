@@ -6,10 +6,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Wire format (the Go side is internal/runtime/initwire_linux.go): every
- * message is a frame, a little-endian u32 length, then a type byte and
- * the payload. The configuration frame's payload is a sequence of
- * little-endian u64 values and strings (u64 length, bytes, NUL). */
+/* Wire format (the Go side is internal/runtime/initwire_linux.go, and
+ * initwire_const_linux_test.go checks that every constant here has the
+ * same value there): every message is a frame, a little-endian u32
+ * length, then a type byte and the payload. The configuration frame's
+ * payload is a sequence of little-endian u64 values and strings (u64
+ * length, bytes, NUL). */
 enum {
 	MSG_CONFIG = 'C', /* runtime → init: the configuration */
 	MSG_CGROUP = 'c', /* runtime → init: init is in its cgroup */
@@ -43,10 +45,11 @@ enum {
 };
 
 enum { MOUNT_PLAIN = 0, MOUNT_BIND = 1, MOUNT_CGROUP = 2 };
+enum { MOUNT_MAX_PROPS = 8 }; /* propagation changes after one mount */
 enum { CAP_SET_BOUNDING, CAP_SET_EFFECTIVE, CAP_SET_PERMITTED, CAP_SET_INHERITABLE, CAP_SET_AMBIENT, CAP_SETS };
 
 struct mnt {
-	uint64_t kind, flags, nprops, props[8];
+	uint64_t kind, flags, nprops, props[MOUNT_MAX_PROPS];
 	const char *src, *dest, *type, *data;
 };
 
