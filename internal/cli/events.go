@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/signal"
 
 	"github.com/berth-dev/berth/internal/container"
-	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -22,8 +19,10 @@ func newEvents(g *globals) *cobra.Command {
 With --since, past events from that time on come first. Events are kept
 in ROOT/events.log (about the last 4 MB of them, and the 4 MB before).
 
-Filters: container=NAME|ID, event=ACTION (create, start, die, stop, kill,
-destroy, rename, oom…), type=container, image=IMAGE, label=KEY[=VALUE].`,
+Filters: container=NAME|ID (or a prefix of either), event=ACTION (create,
+start, die, stop, kill, destroy, rename, oom…), type=container,
+image=IMAGE, label=KEY[=VALUE], label!=KEY[=VALUE]. Values of one key are
+alternatives; different keys, and all label filters, must hold.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -33,30 +32,10 @@ destroy, rename, oom…), type=container, image=IMAGE, label=KEY[=VALUE].`,
 			if o.Until, err = parseTime("--until", until); err != nil {
 				return err
 			}
-			print := func(ev *container.Event) error {
-				fmt.Println(ev.String())
-				return nil
-			}
-			switch format {
-			case "":
-			case "json", "{{json .}}":
-				print = func(ev *container.Event) error {
-					b, err := json.Marshal(ev)
-					fmt.Println(string(b))
-					return err
-				}
-			default:
-				t, err := parseTemplate(escapes.Replace(format))
-				if err != nil {
-					return err
-				}
-				print = func(ev *container.Event) error {
-					if err := t.Execute(os.Stdout, ev); err != nil {
-						return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-					}
-					fmt.Println()
-					return nil
-				}
+			// The default is Docker's line, the event's String.
+			out, err := parseListFormat(format, "{{.}}", nil)
+			if err != nil {
+				return err
 			}
 			e, err := g.engine()
 			if err != nil {
@@ -64,13 +43,14 @@ destroy, rename, oom…), type=container, image=IMAGE, label=KEY[=VALUE].`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), unix.SIGINT, unix.SIGTERM)
 			defer stop()
-			return e.Events(ctx, o, print)
+			out.printTitle(os.Stdout)
+			return e.Events(ctx, o, func(ev *container.Event) error { return out.printItem(os.Stdout, ev) })
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&since, "since", "", "show events since a time (RFC 3339, Unix seconds) or a duration ago (10m)")
 	f.StringVar(&until, "until", "", "stop at a time or a duration ago")
-	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter: container=, event=, type=, image=, label=")
-	f.StringVar(&format, "format", "", "Go template for each event, e.g. {{.Action}} {{.Actor.Attributes.name}}; json")
+	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter: container=, event=, type=, image=, label=; a key repeated is either value")
+	f.StringVar(&format, "format", "", "Go template per event, e.g. {{.Action}} {{.Actor.Attributes.name}}; json")
 	return cmd
 }

@@ -21,17 +21,26 @@ type historyRow struct {
 	Comment      string
 }
 
+const historyTable = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+
 var historyTitles = map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
 	"CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 
 func newHistory(g *globals) *cobra.Command {
 	var noTrunc, quiet bool
-	format := "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+	var format string
 	cmd := &cobra.Command{
 		Use:   "history [flags] IMAGE",
 		Short: "Show how an image was made, newest step first",
 		Args:  exactArg("image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if quiet {
+				format = "{{.ID}}"
+			}
+			out, err := parseListFormat(format, historyTable, historyTitles)
+			if err != nil {
+				return err
+			}
 			s, err := g.store()
 			if err != nil {
 				return err
@@ -75,15 +84,12 @@ func newHistory(g *globals) *cobra.Command {
 					rows[0].ID = rows[0].ID[:12]
 				}
 			}
-			if quiet {
-				format = "{{.ID}}"
-			}
-			return printTable(os.Stdout, format, rows, historyTitles)
+			return printList(os.Stdout, out, rows)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&noTrunc, "no-trunc", false, "do not shorten the output")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the image IDs")
-	f.StringVar(&format, "format", format, `Go template per step, "table …" with titles, or "json"`)
+	f.StringVar(&format, "format", "", `Go template per step, e.g. {{.CreatedBy}}; "table …" with titles; json`)
 	return cmd
 }

@@ -1,21 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -89,26 +84,34 @@ func newImages(g *globals) *cobra.Command {
 	var quiet, digests, noTrunc bool
 	var filters []string
 	var format string
+	def := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 	cmd := &cobra.Command{
 		Use:     "images [flags] [REPOSITORY[:TAG]]",
 		Aliases: []string{"ls"},
 		Short:   "List images",
 		Args:    argsBetween(0, 1, "[REPOSITORY[:TAG]]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case quiet:
+				format = "{{.ID}}"
+			case digests:
+				def = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			}
+			out, err := parseListFormat(format, def, imageTitles)
+			if err != nil {
+				return err
+			}
 			s, err := g.store()
 			if err != nil {
 				return err
 			}
-			keep, err := imageFilter(s, filters)
+			if len(args) == 1 {
+				// As Docker's: one more reference filter, which any may match.
+				filters = append(filters, "reference="+args[0])
+			}
+			match, err := s.ParseFilter(filters)
 			if err != nil {
 				return err
-			}
-			if len(args) == 1 {
-				t, err := referenceFilter(args[0])
-				if err != nil {
-					return fmt.Errorf("%q: %w", args[0], err)
-				}
-				keep = append(keep, t)
 			}
 			imgs, err := s.List()
 			if err != nil {
@@ -122,15 +125,18 @@ func newImages(g *globals) *cobra.Command {
 				}
 				names := img.Names
 				if len(names) == 0 {
-					names = []string{"<none>:<none>"}
+					names = []string{""}
 				}
 				for _, n := range names {
-					if !keepImage(keep, img, n) {
+					if !match.Match(image.Named{Image: img, Name: n}) {
 						continue
 					}
 					r := imageRow{ID: id, Digest: "<none>", CreatedSince: ago(img.Created),
 						CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Size: humanSize(img.Size)}
-					r.Repository, r.Tag = splitName(n)
+					r.Repository, r.Tag = "<none>", "<none>"
+					if n != "" {
+						r.Repository, r.Tag = splitName(n)
+					}
 					if img.Manifest != "" {
 						r.Digest = img.Manifest.String()
 					}
@@ -140,135 +146,16 @@ func newImages(g *globals) *cobra.Command {
 					}
 				}
 			}
-			switch {
-			case quiet:
-				format = "{{.ID}}"
-			case format == "" && digests:
-				format = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-			case format == "":
-				format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-			}
-			return printTable(os.Stdout, format, rows, imageTitles)
+			return printList(os.Stdout, out, rows)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
 	f.BoolVar(&digests, "digests", false, "show manifest digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "show full image IDs")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE; repeatable")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE; a key repeated is either value")
 	f.StringVar(&format, "format", "", `Go template per image, e.g. {{.Repository}}:{{.Tag}}; "table …" with titles; json`)
 	return cmd
-}
-
-// imageTest decides whether an image is listed under one of its names
-// (<none>:<none> for an untagged one).
-type imageTest func(img *image.Image, name string) bool
-
-func keepImage(tests []imageTest, img *image.Image, name string) bool {
-	for _, t := range tests {
-		if !t(img, name) {
-			return false
-		}
-	}
-	return true
-}
-
-// imageFilter turns `images --filter` values into tests, as Docker reads
-// them: every filter must hold.
-func imageFilter(s *image.Store, filters []string) ([]imageTest, error) {
-	var tests []imageTest
-	for _, f := range filters {
-		key, val, ok := strings.Cut(f, "=")
-		if !ok || val == "" {
-			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", f, errdefs.ErrInvalidArgument)
-		}
-		switch key {
-		case "dangling":
-			want, err := strconv.ParseBool(val)
-			if err != nil {
-				return nil, fmt.Errorf("--filter %q: dangling is true or false: %w", f, errdefs.ErrInvalidArgument)
-			}
-			tests = append(tests, func(img *image.Image, _ string) bool { return (len(img.Names) == 0) == want })
-		case "reference":
-			t, err := referenceFilter(val)
-			if err != nil {
-				return nil, fmt.Errorf("--filter %q: %w", f, err)
-			}
-			tests = append(tests, t)
-		case "label":
-			k, v, hasValue := strings.Cut(val, "=")
-			has := map[digest.Digest]bool{} // an image is listed once per name
-			tests = append(tests, func(img *image.Image, _ string) bool {
-				ok, seen := has[img.ID]
-				if !seen {
-					ok = hasLabel(s, img, k, v, hasValue)
-					has[img.ID] = ok
-				}
-				return ok
-			})
-		case "before", "since":
-			ref, err := s.Get(val)
-			if err != nil {
-				return nil, fmt.Errorf("--filter %q: %w", f, err)
-			}
-			at, before := ref.Created, key == "before"
-			tests = append(tests, func(img *image.Image, _ string) bool {
-				if before {
-					return img.Created.Before(at)
-				}
-				return img.Created.After(at)
-			})
-		default:
-			return nil, fmt.Errorf("--filter %q: unknown filter %s (dangling, reference, label, before, since): %w", f, key, errdefs.ErrInvalidArgument)
-		}
-	}
-	return tests, nil
-}
-
-// hasLabel reports whether img's configuration has label k (with value v
-// if hasValue).
-func hasLabel(s *image.Store, img *image.Image, k, v string, hasValue bool) bool {
-	raw, err := s.Config(img)
-	if err != nil {
-		return false
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
-	if err != nil {
-		return false
-	}
-	got, ok := cfg.Config.Labels[k]
-	return ok && (!hasValue || got == v)
-}
-
-// referenceFilter matches a name against REPOSITORY[:TAG], where the
-// repository may be short ("nginx", "localhost/bb") and either part may be
-// a shell pattern; without a tag every tag matches.
-func referenceFilter(pattern string) (imageTest, error) {
-	if _, err := path.Match(pattern, ""); err != nil {
-		return nil, fmt.Errorf("bad pattern: %w", errdefs.ErrInvalidArgument)
-	}
-	pRepo, pTag := pattern, ""
-	if i := strings.LastIndex(pattern, ":"); i > strings.LastIndex(pattern, "/") {
-		pRepo, pTag = pattern[:i], pattern[i+1:]
-	}
-	if r, err := image.ParseReference(pRepo); err == nil && !strings.ContainsAny(pRepo, "*?[") {
-		pRepo = r.Repository()
-	}
-	return func(_ *image.Image, n string) bool {
-		repo, tag := splitName(n)
-		if ok, _ := path.Match(pRepo, repo); !ok {
-			// A pattern matches the short name too: "*/bb" or "nginx*".
-			short := strings.TrimPrefix(strings.TrimPrefix(repo, "docker.io/"), "library/")
-			if ok, _ = path.Match(pRepo, short); !ok {
-				return false
-			}
-		}
-		if pTag == "" {
-			return true
-		}
-		ok, _ := path.Match(pTag, tag)
-		return ok
-	}, nil
 }
 
 func newTag(g *globals) *cobra.Command {
@@ -420,12 +307,9 @@ func newImageInspect(g *globals) *cobra.Command {
 		Short: "Show images' details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var tmpl *template.Template
-			if format != "" {
-				var err error
-				if tmpl, err = template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format); err != nil {
-					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-				}
+			f, err := parseInspectFormat(format)
+			if err != nil {
+				return err
 			}
 			s, err := g.store()
 			if err != nil {
@@ -460,32 +344,11 @@ func newImageInspect(g *globals) *cobra.Command {
 					RootFS: map[string]any{"Type": "layers", "Layers": diffIDs},
 				})
 			}
-			if tmpl == nil {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "    ")
-				return enc.Encode(out)
-			}
-			for _, o := range out {
-				// Templates see the JSON names ({{.Id}}, {{.Config.Cmd}}), as
-				// with Docker.
-				var m map[string]any
-				data, _ := json.Marshal(o)
-				_ = json.Unmarshal(data, &m)
-				if err := tmpl.Execute(os.Stdout, m); err != nil {
-					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-				}
-				fmt.Println()
-			}
-			return nil
+			return printInspect(os.Stdout, f, out)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each image, e.g. {{.Id}}")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each image, e.g. {{.Id}}; json")
 	return cmd
-}
-
-func toJSON(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
 }
 
 func nonNil(s []string) []string {

@@ -2,16 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/container"
@@ -22,34 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// parseTemplate parses a --format Go template with Docker's json function.
-func parseTemplate(format string) (*template.Template, error) {
-	t, err := template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
-	if err != nil {
-		return nil, fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	return t, nil
-}
-
-// printJSONTemplate applies t to v as its JSON form sees it, so that
-// templates use the JSON names, as with Docker.
-func printJSONTemplate(w io.Writer, t *template.Template, v any) error {
-	var m any
-	data, _ := json.Marshal(v)
-	_ = json.Unmarshal(data, &m)
-	if err := t.Execute(w, m); err != nil {
-		return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	fmt.Fprintln(w)
-	return nil
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "    ")
-	return enc.Encode(v)
-}
-
 func newInspect(g *globals) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -57,6 +26,10 @@ func newInspect(g *globals) *cobra.Command {
 		Short: "Show containers' details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseInspectFormat(format)
+			if err != nil {
+				return err
+			}
 			e, err := g.engine()
 			if err != nil {
 				return err
@@ -69,22 +42,10 @@ func newInspect(g *globals) *cobra.Command {
 				}
 				out = append(out, d)
 			}
-			if format == "" {
-				return printJSON(out)
-			}
-			t, err := parseTemplate(format)
-			if err != nil {
-				return err
-			}
-			for _, d := range out {
-				if err := printJSONTemplate(os.Stdout, t, d); err != nil {
-					return err
-				}
-			}
-			return nil
+			return printInspect(os.Stdout, f, out)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each container, e.g. {{.State.Pid}}")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each container, e.g. {{.State.Pid}}; json")
 	return cmd
 }
 
@@ -103,11 +64,18 @@ func newPs(g *globals) *cobra.Command {
 		Short:   "List containers",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
+			match, err := container.ParseFilter(filters)
 			if err != nil {
 				return err
 			}
-			match, err := psFilter(filters)
+			if quiet {
+				format = "{{.ID}}"
+			}
+			out, err := parseListFormat(format, psTable, psTitles)
+			if err != nil {
+				return err
+			}
+			e, err := g.engine()
 			if err != nil {
 				return err
 			}
@@ -115,10 +83,12 @@ func newPs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A status filter selects stopped containers too, as Docker's.
+			all = all || match.Has("status")
 			var rows []psRow
 			for i, c := range cs {
 				st := sts[i]
-				if (!all && !st.Running()) || !match(c, st) {
+				if (!all && !st.Running()) || !match.Match(container.Entry{Container: c, State: st}) {
 					continue
 				}
 				d, err := e.Inspect(cmd.Context(), c.ID)
@@ -127,26 +97,19 @@ func newPs(g *globals) *cobra.Command {
 				}
 				rows = append(rows, newPsRow(c, st, d, noTrunc))
 			}
-			if quiet {
-				for _, r := range rows {
-					fmt.Println(r.ID)
-				}
-				return nil
-			}
-			if format == "" {
-				format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-			}
-			return printTable(os.Stdout, format, rows, psTitles)
+			return printList(os.Stdout, out, rows)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
 	f.BoolVar(&noTrunc, "no-trunc", false, "do not truncate IDs and commands")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, id=, label=, ancestor=, exited=")
-	f.StringVar(&format, "format", "", "Go template for each container, e.g. {{.Names}}; prefix table for columns")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, id=, label=, ancestor=, exited=; a key repeated is either value")
+	f.StringVar(&format, "format", "", `Go template per container, e.g. {{.Names}}; "table …" with titles; json`)
 	return cmd
 }
+
+const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 
 // psTitles are the column titles of ps fields whose names differ.
 var psTitles = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
@@ -160,11 +123,6 @@ func newPsRow(c *container.Container, st *container.State, d *container.Details,
 			cmd = cmd[:19] + "…"
 		}
 	}
-	var labels []string
-	for k, v := range c.Config.Labels {
-		labels = append(labels, k+"="+v)
-	}
-	slices.Sort(labels)
 	var nets []string
 	for n := range d.NetworkSettings.Networks {
 		nets = append(nets, n)
@@ -176,7 +134,7 @@ func newPsRow(c *container.Container, st *container.State, d *container.Details,
 	return psRow{
 		ID: id, Image: c.Image, Command: strconv.Quote(cmd), CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: ago(c.Created), Status: statusText(st), State: st.Status, Ports: d.PortsString(), Names: c.Name,
-		Labels: strings.Join(labels, ","), Networks: strings.Join(nets, ","), Mounts: strings.Join(mounts, ","),
+		Labels: joinLabels(c.Config.Labels), Networks: strings.Join(nets, ","), Mounts: strings.Join(mounts, ","),
 	}
 }
 
@@ -225,54 +183,6 @@ func since(t time.Time) string {
 		return plural(int(d.Hours()), "hour")
 	}
 	return plural(int(d.Hours()/24), "day")
-}
-
-// psFilter compiles --filter KEY=VALUE flags into a predicate.
-func psFilter(filters []string) (func(*container.Container, *container.State) bool, error) {
-	type cond func(*container.Container, *container.State) bool
-	var conds []cond
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("--filter %q: use KEY=VALUE: %w", f, errdefs.ErrInvalidArgument)
-		}
-		switch k {
-		case "status":
-			conds = append(conds, func(_ *container.Container, st *container.State) bool { return st.Status == v })
-		case "name":
-			conds = append(conds, func(c *container.Container, _ *container.State) bool { return strings.Contains(c.Name, v) })
-		case "id":
-			conds = append(conds, func(c *container.Container, _ *container.State) bool { return strings.HasPrefix(c.ID, v) })
-		case "ancestor":
-			conds = append(conds, func(c *container.Container, _ *container.State) bool {
-				return c.Image == v || strings.HasPrefix(c.ImageID.Encoded(), v) || c.ImageID.String() == v
-			})
-		case "label":
-			lk, lv, hasV := strings.Cut(v, "=")
-			conds = append(conds, func(c *container.Container, _ *container.State) bool {
-				got, ok := c.Config.Labels[lk]
-				return ok && (!hasV || got == lv)
-			})
-		case "exited":
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, fmt.Errorf("--filter %q: exited= takes a number: %w", f, errdefs.ErrInvalidArgument)
-			}
-			conds = append(conds, func(_ *container.Container, st *container.State) bool {
-				return st.Status == container.Exited && st.ExitCode == n
-			})
-		default:
-			return nil, fmt.Errorf("--filter %q: unknown filter %s (status, name, id, label, ancestor, exited): %w", f, k, errdefs.ErrInvalidArgument)
-		}
-	}
-	return func(c *container.Container, st *container.State) bool {
-		for _, f := range conds {
-			if !f(c, st) {
-				return false
-			}
-		}
-		return true
-	}, nil
 }
 
 func newLogs(g *globals) *cobra.Command {

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"github.com/berth-dev/berth/internal/container"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -76,6 +74,12 @@ func newNetworkCreate(g *globals) *cobra.Command {
 	return cmd
 }
 
+// networkRow is one line of `network ls`, with Docker's --format names
+// (and berth's Subnet and Gateway).
+type networkRow struct {
+	ID, Name, Driver, Scope, Subnet, Gateway, IPv6, Internal, Labels, CreatedAt string
+}
+
 func newNetworkLs(g *globals) *cobra.Command {
 	var quiet, noTrunc bool
 	var format string
@@ -85,7 +89,10 @@ func newNetworkLs(g *globals) *cobra.Command {
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tmpl, err := parseFormat(format)
+			if quiet {
+				format = "{{.ID}}"
+			}
+			out, err := parseListFormat(format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Subnet}}", map[string]string{"ID": "NETWORK ID"})
 			if err != nil {
 				return err
 			}
@@ -97,48 +104,24 @@ func newNetworkLs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			if !quiet && tmpl == nil {
-				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET")
-			}
-			for _, n := range nets {
+			rows := make([]networkRow, len(nets))
+			for i, n := range nets {
 				id := n.ID
 				if !noTrunc {
 					id = id[:12]
 				}
-				switch {
-				case tmpl != nil:
-					row := map[string]any{"ID": id, "Name": n.Name, "Driver": n.Driver, "Subnet": n.Subnet.String(),
-						"Gateway": n.Gateway.String(), "Internal": n.Internal, "Labels": n.Labels, "Created": n.Created}
-					if err := tmpl.Execute(tw, row); err != nil {
-						return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-					}
-					fmt.Fprintln(tw)
-				case quiet:
-					fmt.Fprintln(tw, id)
-				default:
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, n.Name, n.Driver, n.Subnet)
-				}
+				rows[i] = networkRow{ID: id, Name: n.Name, Driver: n.Driver, Scope: "local", Subnet: n.Subnet.String(),
+					Gateway: n.Gateway.String(), IPv6: "false", Internal: strconv.FormatBool(n.Internal),
+					Labels: joinLabels(n.Labels), CreatedAt: n.Created.String()}
 			}
-			return tw.Flush()
+			return printList(os.Stdout, out, rows)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only network IDs")
 	f.BoolVar(&noTrunc, "no-trunc", false, "show full network IDs")
-	f.StringVar(&format, "format", "", "Go template for each network, e.g. {{.Name}}")
+	f.StringVar(&format, "format", "", `Go template per network, e.g. {{.Name}}; "table …" with titles; json`)
 	return cmd
-}
-
-func parseFormat(format string) (*template.Template, error) {
-	if format == "" {
-		return nil, nil
-	}
-	t, err := template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
-	if err != nil {
-		return nil, fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	return t, nil
 }
 
 // inspectNetwork is Docker's shape of `network inspect`.
@@ -178,7 +161,7 @@ func newNetworkInspect(g *globals) *cobra.Command {
 		Short: "Show networks' details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tmpl, err := parseFormat(format)
+			f, err := parseInspectFormat(format)
 			if err != nil {
 				return err
 			}
@@ -217,24 +200,10 @@ func newNetworkInspect(g *globals) *cobra.Command {
 				}
 				out = append(out, in)
 			}
-			if tmpl == nil {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "    ")
-				return enc.Encode(out)
-			}
-			for _, o := range out {
-				var v map[string]any
-				data, _ := json.Marshal(o)
-				_ = json.Unmarshal(data, &v)
-				if err := tmpl.Execute(os.Stdout, v); err != nil {
-					return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-				}
-				fmt.Println()
-			}
-			return nil
+			return printInspect(os.Stdout, f, out)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each network, e.g. {{.IPAM.Config}}")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Go template applied to each network, e.g. {{.IPAM.Config}}; json")
 	return cmd
 }
 

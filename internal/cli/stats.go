@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/container"
-	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/containerd/console"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -34,12 +31,13 @@ func newStats(g *globals) *cobra.Command {
 		Use:   "stats [flags] [CONTAINER...]",
 		Short: "Show containers' CPU, memory, network, block I/O and process counts",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
+			out, err := parseListFormat(format, statsTable, statsTitles)
 			if err != nil {
 				return err
 			}
-			if format == "" {
-				format = statsTable
+			e, err := g.engine()
+			if err != nil {
+				return err
 			}
 			// Named containers are shown even when stopped; without names,
 			// the running ones (all with -a), looked for at each refresh.
@@ -111,7 +109,7 @@ func newStats(g *globals) *cobra.Command {
 				if !noStream && notTerm == nil {
 					fmt.Print("\033[2J\033[H")
 				}
-				if err := printTable(os.Stdout, format, rows, statsTitles); err != nil {
+				if err := printList(os.Stdout, out, rows); err != nil {
 					return err
 				}
 				if noStream {
@@ -125,7 +123,7 @@ func newStats(g *globals) *cobra.Command {
 	f.BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
 	f.BoolVar(&noStream, "no-stream", false, "print one sample and exit")
 	f.BoolVar(&noTrunc, "no-trunc", false, "do not truncate IDs")
-	f.StringVar(&format, "format", "", "Go template for each container, e.g. {{.MemUsage}}; json; prefix table for columns")
+	f.StringVar(&format, "format", "", `Go template per container, e.g. {{.MemUsage}}; "table …" with titles; json`)
 	return cmd
 }
 
@@ -162,70 +160,6 @@ func scaledSize(size, base float64, format string, units []string) string {
 		i++
 	}
 	return fmt.Sprintf(format, size, units[i])
-}
-
-// printTable prints rows through a --format template: "json" prints each
-// row as JSON, and a "table" template gets tab-aligned columns under the
-// titles of the fields it uses.
-func printTable[T any](w io.Writer, format string, rows []T, titles map[string]string) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	table := strings.HasPrefix(format, "table")
-	if table {
-		format = strings.TrimSpace(strings.TrimPrefix(format, "table"))
-	}
-	format = escapes.Replace(format)
-	t, err := parseTemplate(format)
-	if err != nil {
-		return err
-	}
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-		w = tw
-		fmt.Fprintln(w, tableTitles(format, titles))
-	}
-	for _, r := range rows {
-		if err := t.Execute(w, r); err != nil {
-			return fmt.Errorf("--format: %v: %w", err, errdefs.ErrInvalidArgument)
-		}
-		fmt.Fprintln(w)
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
-}
-
-// escapes are what Docker's --format replaces: \t and \n typed in a shell.
-var escapes = strings.NewReplacer(`\t`, "\t", `\n`, "\n")
-
-// tableTitles turns a table template's {{.Field}}s into column titles.
-func tableTitles(format string, titles map[string]string) string {
-	out := format
-	for {
-		i := strings.Index(out, "{{")
-		if i < 0 {
-			return out
-		}
-		j := strings.Index(out[i:], "}}")
-		if j < 0 {
-			return out
-		}
-		field := strings.TrimPrefix(strings.TrimSpace(out[i+2:i+j]), ".")
-		title, ok := titles[field]
-		if !ok {
-			title = strings.ToUpper(field)
-		}
-		out = out[:i] + title + out[i+j+2:]
-	}
 }
 
 func newTop(g *globals) *cobra.Command {

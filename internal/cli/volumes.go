@@ -8,6 +8,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// volumeRow is one line of `volume ls`, with Docker's --format names.
+type volumeRow struct {
+	Name, Driver, Scope, Mountpoint, Labels string
+}
+
 func newVolumeCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "volume", Short: "Manage named volumes"}
 	var labels []string
@@ -45,6 +50,13 @@ func newVolumeCommand(g *globals) *cobra.Command {
 		Short:   "List volumes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if quiet {
+				format = "{{.Name}}"
+			}
+			out, err := parseListFormat(format, "table {{.Driver}}\t{{.Name}}", map[string]string{"Name": "VOLUME NAME"})
+			if err != nil {
+				return err
+			}
 			e, err := g.engine()
 			if err != nil {
 				return err
@@ -53,26 +65,25 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if quiet {
-				for _, v := range vs {
-					fmt.Println(v.Name)
-				}
-				return nil
+			rows := make([]volumeRow, len(vs))
+			for i, v := range vs {
+				rows[i] = volumeRow{Name: v.Name, Driver: v.Driver, Scope: v.Scope, Mountpoint: v.Mountpoint, Labels: joinLabels(v.Labels)}
 			}
-			if format == "" {
-				format = "table {{.Driver}}\t{{.Name}}"
-			}
-			return printTable(os.Stdout, format, vs, map[string]string{"Name": "VOLUME NAME"})
+			return printList(os.Stdout, out, rows)
 		},
 	}
 	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
-	ls.Flags().StringVar(&format, "format", "", "Go template for each volume")
+	ls.Flags().StringVar(&format, "format", "", `Go template per volume, e.g. {{.Name}}; "table …" with titles; json`)
 	var inspectFormat string
 	inspect := &cobra.Command{
 		Use:   "inspect [--format T] VOLUME...",
 		Short: "Show volumes' details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseInspectFormat(inspectFormat)
+			if err != nil {
+				return err
+			}
 			e, err := g.engine()
 			if err != nil {
 				return err
@@ -85,22 +96,10 @@ func newVolumeCommand(g *globals) *cobra.Command {
 				}
 				out = append(out, v)
 			}
-			if inspectFormat == "" {
-				return printJSON(out)
-			}
-			t, err := parseTemplate(inspectFormat)
-			if err != nil {
-				return err
-			}
-			for _, v := range out {
-				if err := printJSONTemplate(os.Stdout, t, v); err != nil {
-					return err
-				}
-			}
-			return nil
+			return printInspect(os.Stdout, f, out)
 		},
 	}
-	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "Go template applied to each volume")
+	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "Go template applied to each volume, e.g. {{.Mountpoint}}; json")
 	var force bool
 	rm := &cobra.Command{
 		Use:     "rm [-f] VOLUME...",

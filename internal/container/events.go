@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -122,9 +121,9 @@ type EventsOptions struct {
 	// Until, if set, ends the stream at that time (at once if it has
 	// passed, after the past events).
 	Until time.Time
-	// Filters are KEY=VALUE conditions: container (ID, ID prefix or
-	// name), event (action), type, image and label (KEY or KEY=VALUE).
-	// Values of one key are alternatives; different keys must all match.
+	// Filters are `events --filter` arguments (see eventFilter):
+	// container, event, type, image and label. Values of one key are
+	// alternatives; different keys and every label must match.
 	Filters []string
 }
 
@@ -138,7 +137,7 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 	path := e.eventsPath()
 	deliver := func(line []byte) (bool, error) {
 		var ev Event
-		if json.Unmarshal(line, &ev) != nil || !match(&ev) {
+		if json.Unmarshal(line, &ev) != nil || !match.Match(&ev) {
 			return false, nil
 		}
 		t := ev.When()
@@ -269,57 +268,6 @@ func sameFile(a, b *os.File) bool {
 	ai, err1 := a.Stat()
 	bi, err2 := b.Stat()
 	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
-}
-
-// eventFilter compiles EventsOptions.Filters.
-func eventFilter(filters []string) (func(*Event) bool, error) {
-	byKey := map[string][]string{}
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok || v == "" {
-			return nil, fmt.Errorf("--filter %q: use KEY=VALUE: %w", f, errdefs.ErrInvalidArgument)
-		}
-		switch k {
-		case "container", "event", "type", "image", "label":
-		default:
-			return nil, fmt.Errorf("--filter %q: unknown filter %s (container, event, type, image, label): %w", f, k, errdefs.ErrInvalidArgument)
-		}
-		byKey[k] = append(byKey[k], v)
-	}
-	one := func(ev *Event, k, v string) bool {
-		a := ev.Actor.Attributes
-		switch k {
-		case "container":
-			return ev.Actor.ID == v || a["name"] == v || (len(v) >= 3 && strings.HasPrefix(ev.Actor.ID, v))
-		case "event":
-			action, _, _ := strings.Cut(ev.Action, ":")
-			return ev.Action == v || action == v
-		case "type":
-			return ev.Type == v
-		case "image":
-			return a["image"] == v
-		case "label":
-			lk, lv, hasV := strings.Cut(v, "=")
-			got, ok := a[lk]
-			return ok && (!hasV || got == lv)
-		}
-		return false
-	}
-	return func(ev *Event) bool {
-		for k, vs := range byKey {
-			ok := false
-			for _, v := range vs {
-				if one(ev, k, v) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				return false
-			}
-		}
-		return true
-	}, nil
 }
 
 // String is Docker's line for the event:

@@ -101,7 +101,7 @@ func TestEventFilter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := match(ev); got != c.want {
+		if got := match.Match(ev); got != c.want {
 			t.Errorf("%q: got %v, want %v", c.filters, got, c.want)
 		}
 	}

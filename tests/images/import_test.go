@@ -115,6 +115,14 @@ func TestImportChanges(t *testing.T) {
 		{[]string{"--filter", "label=org.example.a=1"}, "docker.io/local/bb:changed"},
 		{[]string{"--filter", "label=org.example.a=2"}, ""},
 		{[]string{"--filter", "dangling=true"}, ""},
+		// As Docker's: references repeated are alternatives, and the
+		// positional REPOSITORY[:TAG] is one more of them; labels and
+		// different keys must all hold.
+		{[]string{"--filter", "reference=*/bb:1", "--filter", "reference=local/bb:stdin"}, "docker.io/local/bb:stdin docker.io/other/bb:1"},
+		{[]string{"--filter", "reference=*/bb:1", "local/bb:stdin"}, "docker.io/local/bb:stdin docker.io/other/bb:1"},
+		{[]string{"--filter", "label=org.example.a=1", "--filter", "label=org.example.b"}, ""},
+		{[]string{"--filter", "label=org.example.a", "--filter", "reference=local/*"}, "docker.io/local/bb:changed"},
+		{[]string{"--filter", "label!=org.example.a", "--filter", "dangling=false"}, "docker.io/local/bb:stdin docker.io/other/bb:1"},
 	} {
 		out := b.must(append([]string{"images", "--format", "{{.Repository}}:{{.Tag}}"}, c.args...)...)
 		got := strings.Fields(out)
@@ -128,5 +136,16 @@ func TestImportChanges(t *testing.T) {
 	}
 	if _, errOut, code := b.run("images", "local/[bb"); code != 2 || !strings.Contains(errOut, "bad pattern") {
 		t.Errorf("images with a bad pattern: exit %d, %q", code, errOut)
+	}
+	// --format as every list command reads it: "table" with titles, json
+	// lines as Docker prints them.
+	if got := b.must("images", "--format", `table {{.Repository}}\t{{.Tag}}`, "other/bb"); got != "REPOSITORY           TAG\ndocker.io/other/bb   1\n" {
+		t.Errorf("images --format table: %q", got)
+	}
+	if got := b.must("images", "--format", "json", "other/bb"); !strings.HasPrefix(got, `{"Repository":"docker.io/other/bb","Tag":"1","Digest":"`) || strings.Count(got, "\n") != 1 {
+		t.Errorf("images --format json: %q", got)
+	}
+	if _, errOut, code := b.run("images", "--format", "{{.Repository"); code != 2 || !strings.HasPrefix(errOut, "berth: --format: template: ") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("images with a bad template: exit %d, %q", code, errOut)
 	}
 }
