@@ -45,6 +45,9 @@ func Open(ctx context.Context, uri string) (Store, error) {
 	}
 	backendsMu.Unlock()
 	if open == nil {
+		if len(known) == 0 {
+			return nil, fmt.Errorf("store %q: no store backend is built in: %w", uri, errdefs.ErrNotImplemented)
+		}
 		sort.Strings(known)
 		return nil, fmt.Errorf("store %q: unknown scheme %q (known: %s): %w", uri, scheme, strings.Join(known, ", "), errdefs.ErrInvalidArgument)
 	}

@@ -189,6 +189,9 @@ func (s *Store) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) (store.KeyValue, error) {
+	if key == "" {
+		return store.KeyValue{}, fmt.Errorf("store key: empty: %w", errdefs.ErrInvalidArgument)
+	}
 	var kv store.KeyValue
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketKV).Get([]byte(key))

@@ -241,3 +241,25 @@ func crashChild(path string) {
 		fmt.Println(key, rev)
 	}
 }
+
+func TestWatchFromFutureRevision(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ch, err := s.Watch(ctx, "/f/", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Put(ctx, fmt.Sprintf("/f/%d", i), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := <-ch; ev.KV.ModRevision != 3 || ev.KV.Key != "/f/2" {
+		t.Fatalf("watch from revision 2: first event %+v, want /f/2 at 3", ev)
+	}
+}

@@ -15,7 +15,8 @@ import (
 // wait for it, and its receiver.
 type watcher struct {
 	prefix string
-	limit  int // queued events beyond which the receiver is too far behind
+	after  int64 // the revision the watch starts after
+	limit  int   // queued events beyond which the receiver is too far behind
 
 	mu     sync.Mutex
 	queue  []store.Event
@@ -32,7 +33,7 @@ func (w *watcher) push(events []store.Event) {
 	}
 	n := len(w.queue)
 	for _, ev := range events {
-		if strings.HasPrefix(ev.KV.Key, w.prefix) {
+		if ev.KV.ModRevision > w.after && strings.HasPrefix(ev.KV.Key, w.prefix) {
 			w.queue = append(w.queue, ev)
 		}
 	}
@@ -65,7 +66,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, from int64) (<-chan st
 	case from > 0 && from < s.compact:
 		return nil, fmt.Errorf("store watch from revision %d: history starts after %d: %w", from, s.compact, store.ErrCompacted)
 	}
-	w := &watcher{prefix: prefix, signal: make(chan struct{}, 1)}
+	w := &watcher{prefix: prefix, after: from, signal: make(chan struct{}, 1)}
 	if from > 0 && from < s.rev {
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			c := tx.Bucket(bucketLog).Cursor()

@@ -92,7 +92,7 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the etcd cluster that uri names and checks that it
-// answers.
+// answers; ctx bounds only that check, not the store's life.
 func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	endpoints, prefix, err := ParseURI(uri)
 	if err != nil {
@@ -103,7 +103,7 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		opt(&o)
 	}
 	where := strings.Join(endpoints, ",") + " " + o.prefix
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: o.dialTimeout, Logger: zap.NewNop(), Context: ctx})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: o.dialTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("etcd store %s: %v: %w", where, err, errdefs.ErrUnavailable)
 	}
