@@ -365,7 +365,9 @@ func testLeaseExpiry(t *testing.T, s store.Store) {
 	c := checker{t}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	id := c.lease(s.Grant(ctx, time.Second))
+	// Long enough for the writes below on a busy machine; the test waits
+	// for the expiry itself, however long it takes.
+	id := c.lease(s.Grant(ctx, 3*time.Second))
 	if err := s.Refresh(ctx, id); err != nil {
 		t.Fatalf("refresh of a live lease: %v", err)
 	}
