@@ -233,7 +233,7 @@ func (c *Controller) listRunner(ctx context.Context, node string, r Runner) ([]a
 // resync lists every Runner again, stops containers whose task is gone,
 // forgets what belongs to deleted services and queues every service.
 func (c *Controller) resync(ctx context.Context) {
-	if err := c.collect(ctx); err != nil && ctx.Err() == nil {
+	if err := c.collect(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, errdefs.ErrConflict) {
 		log(ctx).Warn("resync", "err", err)
 	}
 	if _, err := c.enqueueAll(ctx); err != nil && ctx.Err() == nil {
