@@ -75,12 +75,12 @@ func New(st store.Store, runners map[string]Runner, opts ...Option) *Controller 
 func (c *Controller) Run(ctx context.Context) error {
 	for node, r := range c.runners {
 		if _, err := c.listRunner(ctx, node, r); err != nil {
-			return err
+			return ignoreDone(ctx, err)
 		}
 	}
 	svcRev, err := c.enqueueAll(ctx)
 	if err != nil {
-		return err
+		return ignoreDone(ctx, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -239,6 +239,14 @@ func (c *Controller) resync(ctx context.Context) {
 	if _, err := c.enqueueAll(ctx); err != nil && ctx.Err() == nil {
 		log(ctx).Warn("resync", "err", err)
 	}
+}
+
+// ignoreDone returns nil for an error that comes of ctx ending.
+func ignoreDone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) {
