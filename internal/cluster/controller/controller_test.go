@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -84,20 +85,24 @@ func TestScale(t *testing.T) {
 	scale(0)
 	eventually(t, "scaled to 0", e.converged("web", 0, "nginx:1"))
 	mu.Lock()
-	defer mu.Unlock()
-	if len(stoppedIn) != 5 {
-		t.Errorf("%d tasks stopped, want 5", len(stoppedIn))
+	stopped := maps.Clone(stoppedIn)
+	mu.Unlock()
+	if len(stopped) != 5 {
+		t.Errorf("%d tasks stopped, want 5", len(stopped))
 	}
-	for id, st := range stoppedIn {
+	for id, st := range stopped {
 		if st != api.TaskStopping {
 			t.Errorf("task %s was %s in the store when stopped, want stopping", id, st)
 		}
 	}
-	for _, tk := range e.tasks("web") {
-		if tk.DesiredState == api.TaskShutdown && tk.Status.State != api.TaskShutdown {
-			t.Errorf("removed task %s is %s, want shutdown", tk.ID, tk.Status.State)
+	eventually(t, "removed tasks shut down", func() (bool, string) {
+		for _, tk := range e.tasks("web") {
+			if tk.DesiredState == api.TaskShutdown && tk.Status.State != api.TaskShutdown {
+				return false, fmt.Sprintf("removed task %s is %s", tk.ID, tk.Status.State)
+			}
 		}
-	}
+		return true, ""
+	})
 }
 
 // slotTask returns the wanted task of slot n, once there is one.
