@@ -126,6 +126,10 @@ func (c *Controller) collect(ctx context.Context) error {
 			return err
 		}
 	}
+	c.obs.retain(func(id string) bool {
+		t, ok := byID[id]
+		return ok && t.DesiredState == api.TaskRunning
+	})
 	for node, list := range lists {
 		for _, st := range list {
 			t, ok := byID[st.TaskID]

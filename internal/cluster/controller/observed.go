@@ -48,6 +48,18 @@ func (o *observed) forget(taskID string) {
 	delete(o.m, taskID)
 }
 
+// retain forgets the reports of tasks keep says no: those stopped and
+// deleted, whose last events came after they were forgotten.
+func (o *observed) retain(keep func(taskID string) bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id := range o.m {
+		if !keep(id) {
+			delete(o.m, id)
+		}
+	}
+}
+
 // set records st as reported by node: an ended task never comes back to
 // life, and a report never replaces one of a later state change.
 func (o *observed) set(node string, st api.TaskStatus) {
