@@ -210,7 +210,7 @@ func (e *env) converged(name string, replicas int, image string) func() (bool, s
 			}
 			live = append(live, c.task.ID)
 			if c.task.ServiceName == name && !ids[c.task.ID] {
-				return false, fmt.Sprintf("container of task %s is not wanted (%s; %+v)", c.task.ID, c.status.State, e.tasks(name))
+				return false, fmt.Sprintf("container of task %s is not wanted (%s)", c.task.ID, c.status.State)
 			}
 		}
 		n := 0
