@@ -160,6 +160,7 @@ func TestRevisionHistory(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	e.create("web", 1, "nginx:0", func(s *api.ServiceSpec) { limit := 2; s.RevisionHistoryLimit = &limit })
+	eventually(t, "nginx:0", e.converged("web", 1, "nginx:0")) // revision 1
 	for i := 1; i <= 5; i++ {
 		image := fmt.Sprintf("nginx:%d", i)
 		e.update("web", image)
@@ -171,6 +172,7 @@ func TestRevisionHistory(t *testing.T) {
 		for _, kv := range kvs {
 			numbers = append(numbers, strings.TrimPrefix(kv.Key, api.RevisionPrefix("id-web")))
 		}
-		return len(numbers) == 3 && strings.HasSuffix(numbers[0], "4"), strings.Join(numbers, " ")
+		s, _ := e.service("web")
+		return len(numbers) == 3 && strings.HasSuffix(numbers[0], "4"), fmt.Sprintf("%s; status %+v, generation %d", strings.Join(numbers, " "), s.Status, s.Generation)
 	})
 }
