@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -226,12 +227,12 @@ func TestLimitsAndUsage(t *testing.T) {
 	b := e.task(api.TaskTemplate{Resources: res})
 	st := e.ensure(e.agent, a)
 	e.ensure(e.agent, b)
-	cg := filepath.Join("/sys/fs/cgroup/berth", st.ContainerID)
-	if mem, err := os.ReadFile(filepath.Join(cg, "memory.max")); err != nil || strings.TrimSpace(string(mem)) != strconv.Itoa(64<<20) {
-		t.Errorf("memory.max = %q, %v; want %d", mem, err, 64<<20)
+	if mem := cgroupValue(t, st.ContainerID, "memory.max", "memory/berth/%s/memory.limit_in_bytes"); mem != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit %q, want %d", mem, 64<<20)
 	}
-	if cpu, err := os.ReadFile(filepath.Join(cg, "cpu.max")); err != nil || strings.TrimSpace(string(cpu)) != "50000 100000" {
-		t.Errorf("cpu.max = %q, %v; want 50000 100000", cpu, err)
+	cpu := cgroupValue(t, st.ContainerID, "cpu.max", "cpu/berth/%s/cpu.cfs_quota_us")
+	if cpu != "50000 100000" && cpu != "50000" {
+		t.Errorf("cpu limit %q, want a quota of 50000 in 100000", cpu)
 	}
 	u, err := e.agent.Usage(context.Background())
 	if err != nil {
@@ -282,4 +283,18 @@ func TestAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.await(t, tk.ID, api.ActionRemoved, 10*time.Second)
+}
+
+// cgroupValue reads a file of the container's cgroup: v2's name, else
+// v1's path under /sys/fs/cgroup (with the container's ID for %s).
+func cgroupValue(t *testing.T, id, v2, v1 string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/berth", id, v2))
+	if err != nil {
+		b, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", fmt.Sprintf(v1, id)))
+	}
+	if err != nil {
+		t.Fatalf("cgroup of %s: %v", id, err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -67,14 +67,19 @@ func (a *Agent) Usage(ctx context.Context) (api.NodeUsage, error) {
 }
 
 // machineCapacity is the CPUs this process may run on and the machine's
-// memory, each lowered to the limits of this process's cgroup (v2).
+// memory, lowered to the limits of this process's cgroup (v2, or v1's
+// memory limit).
 func machineCapacity() api.Resources {
 	r := api.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()}
-	dir := ownCgroup()
-	if dir == "" {
-		return r
+	v2, v1mem := ownCgroups()
+	var limits []string // memory limit files
+	if v2 != "" {
+		limits = append(limits, filepath.Join(v2, "memory.max"))
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cpu.max")); err == nil {
+	if v1mem != "" {
+		limits = append(limits, filepath.Join(v1mem, "memory.limit_in_bytes"))
+	}
+	if b, err := os.ReadFile(filepath.Join(v2, "cpu.max")); v2 != "" && err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 && f[0] != "max" {
 			quota, err1 := strconv.ParseInt(f[0], 10, 64)
 			period, err2 := strconv.ParseInt(f[1], 10, 64)
@@ -83,26 +88,31 @@ func machineCapacity() api.Resources {
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "memory.max")); err == nil {
-		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
-			r.MemoryBytes = min(r.MemoryBytes, n)
+	for _, f := range limits {
+		if b, err := os.ReadFile(f); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+				r.MemoryBytes = min(r.MemoryBytes, n)
+			}
 		}
 	}
 	return r
 }
 
-// ownCgroup is this process's cgroup v2 directory, "" on v1 or if unknown.
-func ownCgroup() string {
+// ownCgroups returns this process's cgroup v2 directory and its v1 memory
+// cgroup directory; either is "" when there is none.
+func ownCgroups() (v2, v1mem string) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join("/sys/fs/cgroup", p)
+			v2 = filepath.Join("/sys/fs/cgroup", p)
+		} else if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "memory" {
+			v1mem = filepath.Join("/sys/fs/cgroup/memory", f[2])
 		}
 	}
-	return ""
+	return v2, v1mem
 }
 
 // memTotal is the machine's memory in bytes.
