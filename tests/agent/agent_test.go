@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/internal/cluster/agent"
 	"github.com/berth-dev/berth/internal/cluster/api"
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/tests/fixture"
 	"golang.org/x/sys/unix"
 )
 
@@ -297,4 +298,27 @@ func cgroupValue(t *testing.T, id, v2, v1 string) string {
 		t.Fatalf("cgroup of %s: %v", id, err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// An image's HEALTHCHECK, run by the container's monitor, serves as
+// readiness and liveness of a template without probes.
+func TestImageHealthcheck(t *testing.T) {
+	e := newEnv(t)
+	img := "localhost/busybox-health:latest"
+	fixture.Import(t, e.berth, e.dir, fixture.BusyboxRootfs(t), img,
+		`CMD ["sh"]`, "HEALTHCHECK --interval=200ms --timeout=1s --start-period=2s --retries=1 CMD cat /tmp/ok")
+	w := e.watch(e.agent)
+	tk := e.task(api.TaskTemplate{Image: img,
+		Command: []string{"sh", "-c", "trap 'exit 143' TERM; sleep 0.5; touch /tmp/ok; while :; do sleep 0.1; done"}})
+	st := e.ensure(e.agent, tk)
+	w.await(t, tk.ID, api.ActionStarted, 10*time.Second)
+	w.await(t, tk.ID, api.ActionReady, 10*time.Second)
+	if code, err := e.eng.Exec(context.Background(), st.ContainerID, container.ExecOptions{Args: []string{"rm", "/tmp/ok"}}); err != nil || code != 0 {
+		t.Fatalf("exec rm: %d, %v", code, err)
+	}
+	ev := w.await(t, tk.ID, api.ActionUnhealthy, 10*time.Second)
+	if ev.Status.Message != "health check failed" {
+		t.Errorf("unhealthy event message %q", ev.Status.Message)
+	}
+	w.await(t, tk.ID, api.ActionExited, 10*time.Second)
 }
