@@ -96,6 +96,11 @@ func TestKill9ReportsExitQuickly(t *testing.T) {
 	if len(list) != 1 || list[0].State != api.TaskFailed || list[0].ExitCode != 137 {
 		t.Fatalf("List = %+v, want the task failed with 137", list)
 	}
+	// What the controller does next: a replacement, ready when it runs.
+	next := e.task(api.TaskTemplate{})
+	e.ensure(e.agent, next)
+	w.await(t, next.ID, api.ActionReady, 10*time.Second)
+	t.Logf("kill -9 to the replacement's ready event (without the controller): %v", time.Since(killed).Round(time.Millisecond))
 }
 
 func TestRemovedByHand(t *testing.T) {

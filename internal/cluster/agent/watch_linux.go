@@ -14,7 +14,8 @@ import (
 // Watch calls fn with every change the agent sees in a task — its
 // container created, started, exited or removed (the engine's events) and
 // its probes' verdicts (ready, unready, unhealthy) — in the order seen,
-// from the call on, until ctx ends; then it returns nil. fn is called from
+// from the call on, until ctx ends or the Agent is closed; then it
+// returns nil. fn is called from
 // one goroutine at a time; a slow fn delays only its own events.
 func (a *Agent) Watch(ctx context.Context, fn func(api.TaskEvent)) error {
 	s := &subscriber{wake: make(chan struct{}, 1)}
@@ -84,6 +85,11 @@ func (a *Agent) publish(ev api.TaskEvent) {
 	}
 }
 
+// eventsPoll is how often the engine's events log is read: a replica's
+// exit is reported within it (a read of a file that has not grown is one
+// cheap system call).
+const eventsPoll = 10 * time.Millisecond
+
 // follow turns the engine's events about task containers into task
 // events and keeps a prober on each running task, until Close. It closes
 // started once it will see every event from then on; the containers that
@@ -95,7 +101,7 @@ func (a *Agent) follow(started chan struct{}) {
 		close(started)
 	}()
 	for a.ctx.Err() == nil {
-		o := container.EventsOptions{Since: since, Filters: []string{"type=container", "label=" + LabelTaskID}}
+		o := container.EventsOptions{Since: since, Filters: []string{"type=container", "label=" + LabelTaskID}, Poll: eventsPoll}
 		err := a.e.Events(a.ctx, o, func(ev *container.Event) error {
 			since = ev.When()
 			a.handle(ev)
