@@ -131,7 +131,7 @@ func (e *env) watch(a *agent.Agent) *events {
 }
 
 // await waits up to d for an event of task id with action, past the
-// events already awaited, and returns it.
+// events of that task already awaited, and returns it.
 func (w *events) await(t *testing.T, id string, action api.TaskAction, d time.Duration) api.TaskEvent {
 	t.Helper()
 	deadline := time.After(d)
@@ -139,7 +139,14 @@ func (w *events) await(t *testing.T, id string, action api.TaskAction, d time.Du
 		w.mu.Lock()
 		for i, ev := range w.evs {
 			if ev.Status.TaskID == id && ev.Action == action {
-				w.evs = w.evs[i+1:]
+				// Drop this task's events up to this one; keep the others'.
+				rest := w.evs[:0:0]
+				for j, o := range w.evs {
+					if j > i || o.Status.TaskID != id {
+						rest = append(rest, o)
+					}
+				}
+				w.evs = rest
 				w.mu.Unlock()
 				return ev
 			}
