@@ -125,6 +125,9 @@ type EventsOptions struct {
 	// container, event, type, image and label. Values of one key are
 	// alternatives; different keys and every label must match.
 	Filters []string
+	// Poll is how often a follow looks for new events (default 100 ms);
+	// a watcher that must react at once, such as a node's agent, sets less.
+	Poll time.Duration
 }
 
 // Events calls fn for each event that o selects, oldest first, and then
@@ -135,6 +138,10 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 		return err
 	}
 	path := e.eventsPath()
+	poll := o.Poll
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
 	deliver := func(line []byte) (bool, error) {
 		var ev Event
 		if json.Unmarshal(line, &ev) != nil || !match.Match(&ev) {
@@ -178,7 +185,7 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
 }
