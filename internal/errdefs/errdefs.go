@@ -9,22 +9,20 @@
 // and callers test with errors.Is.
 package errdefs
 
-import (
-	"errors"
-	"net/http"
-)
+import "errors"
 
 // Error classes, each with its exit status and HTTP status. An error that
 // wraps more than one class takes the first declared here; adding a class
-// is one line.
+// is one line. (The HTTP statuses are numbers so that the runtime, which
+// links this package, does not link net/http.)
 var (
-	ErrInvalidArgument = class("invalid argument", 2, http.StatusBadRequest)
-	ErrNotFound        = class("not found", 3, http.StatusNotFound)
-	ErrAlreadyExists   = class("already exists", 4, http.StatusConflict)
-	ErrConflict        = class("conflict", 4, http.StatusConflict)
-	ErrPermission      = class("permission denied", 5, http.StatusForbidden)
-	ErrNotImplemented  = class("not implemented", 6, http.StatusNotImplemented)
-	ErrUnavailable     = class("unavailable", 1, http.StatusServiceUnavailable)
+	ErrInvalidArgument = class("invalid argument", 2, 400)
+	ErrNotFound        = class("not found", 3, 404)
+	ErrAlreadyExists   = class("already exists", 4, 409)
+	ErrConflict        = class("conflict", 4, 409)
+	ErrPermission      = class("permission denied", 5, 403)
+	ErrNotImplemented  = class("not implemented", 6, 501)
+	ErrUnavailable     = class("unavailable", 1, 503)
 )
 
 // classes holds every class in declaration order; a class's name is its
@@ -63,14 +61,14 @@ func ExitCode(err error) int {
 // 501, 503).
 func HTTPStatus(err error) int {
 	if err == nil {
-		return http.StatusOK
+		return 200
 	}
 	for _, c := range classes {
 		if errors.Is(err, c.err) {
 			return c.http
 		}
 	}
-	return http.StatusInternalServerError
+	return 500
 }
 
 // ClassName returns the name of err's class, for another process to
