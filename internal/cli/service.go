@@ -328,4 +328,3 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
-

@@ -53,7 +53,7 @@ func newServiceLs(g *globals) *cobra.Command {
 				}
 				rows[i] = serviceRow{ID: s.Service.ID[:12], Name: s.Service.Name, Mode: "replicated",
 					Replicas: fmt.Sprintf("%d/%d", s.Ready, s.Service.Spec.DesiredReplicas()),
-					Image: s.Service.Spec.Template.Image, Ports: strings.Join(ports, ", ")}
+					Image:    s.Service.Spec.Template.Image, Ports: strings.Join(ports, ", ")}
 			}
 			return printList(os.Stdout, f, rows)
 		},

@@ -33,11 +33,11 @@ type serviceFlags struct {
 }
 
 type updateFlags struct {
-	parallelism      int
-	delay, monitor   time.Duration
-	order, failure   string
-	maxFailureRatio  float64
-	prefix           string
+	parallelism     int
+	delay, monitor  time.Duration
+	order, failure  string
+	maxFailureRatio float64
+	prefix          string
 }
 
 func (s *serviceFlags) register(f *pflag.FlagSet) {
