@@ -71,6 +71,7 @@ func Main(args []string) int {
 		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g),
 		newNetworkCommand(g), newRun(g), newCreate(g), newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g),
 		newWait(g), newAttach(g), newPs(g), newLogs(g), newExec(g), newInspect(g), newVolumeCommand(g), newContainerMonitor(g),
-		newStats(g), newTop(g), newPort(g), newRename(g), newCp(g), newEvents(g), newSystemCommand(g), newContainerGroup(g), newBuild(g), newBuilderCommand(g), newHistory(g))
+		newStats(g), newTop(g), newPort(g), newRename(g), newCp(g), newEvents(g), newSystemCommand(g), newContainerGroup(g), newBuild(g), newBuilderCommand(g), newHistory(g),
+		newServe(g), newServiceCommand(g))
 	return runtimecli.Execute(cmd, args, "berth")
 }

@@ -1,6 +1,6 @@
 // Package errdefs defines berth's error classes and maps them, once, to exit
-// codes (and later HTTP statuses) and to the names that carry them across
-// process boundaries.
+// codes, HTTP statuses and the names that carry them across process
+// boundaries.
 //
 // Code wraps a class with a noun that says what was wrong:
 //
@@ -11,16 +11,18 @@ package errdefs
 
 import "errors"
 
-// Error classes, each with its exit status. An error that wraps more than
-// one class takes the first declared here; adding a class is one line.
+// Error classes, each with its exit status and HTTP status. An error that
+// wraps more than one class takes the first declared here; adding a class
+// is one line. (The HTTP statuses are numbers so that the runtime, which
+// links this package, does not link net/http.)
 var (
-	ErrInvalidArgument = class("invalid argument", 2)
-	ErrNotFound        = class("not found", 3)
-	ErrAlreadyExists   = class("already exists", 4)
-	ErrConflict        = class("conflict", 4)
-	ErrPermission      = class("permission denied", 5)
-	ErrNotImplemented  = class("not implemented", 6)
-	ErrUnavailable     = class("unavailable", 1)
+	ErrInvalidArgument = class("invalid argument", 2, 400)
+	ErrNotFound        = class("not found", 3, 404)
+	ErrAlreadyExists   = class("already exists", 4, 409)
+	ErrConflict        = class("conflict", 4, 409)
+	ErrPermission      = class("permission denied", 5, 403)
+	ErrNotImplemented  = class("not implemented", 6, 501)
+	ErrUnavailable     = class("unavailable", 1, 503)
 )
 
 // classes holds every class in declaration order; a class's name is its
@@ -28,13 +30,13 @@ var (
 var classes []classDef
 
 type classDef struct {
-	err  error
-	exit int
+	err        error
+	exit, http int
 }
 
-func class(name string, exit int) error {
+func class(name string, exit, status int) error {
 	err := errors.New(name)
-	classes = append(classes, classDef{err, exit})
+	classes = append(classes, classDef{err, exit, status})
 	return err
 }
 
@@ -51,6 +53,22 @@ func ExitCode(err error) int {
 		}
 	}
 	return 1
+}
+
+// HTTPStatus returns the HTTP status of a response that reports err: 200
+// for nil, 500 for an unclassified failure, else its class's status (400
+// invalid argument, 404 not found, 409 already exists and conflict, 403,
+// 501, 503).
+func HTTPStatus(err error) int {
+	if err == nil {
+		return 200
+	}
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.http
+		}
+	}
+	return 500
 }
 
 // ClassName returns the name of err's class, for another process to

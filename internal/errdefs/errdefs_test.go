@@ -76,3 +76,35 @@ func TestClassNone(t *testing.T) {
 		}
 	}
 }
+
+// Every class has its HTTP status; the first declared class wins, as for
+// exit codes.
+func TestHTTPStatus(t *testing.T) {
+	tested := map[error]bool{}
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 200},
+		{errors.New("plain"), 500},
+		{ErrInvalidArgument, 400},
+		{ErrNotFound, 404},
+		{ErrAlreadyExists, 409},
+		{ErrConflict, 409},
+		{ErrPermission, 403},
+		{ErrNotImplemented, 501},
+		{ErrUnavailable, 503},
+		{fmt.Errorf("service %q: %w", "web", ErrConflict), 409},
+		{errors.Join(ErrConflict, ErrInvalidArgument), 400},
+	} {
+		if got := HTTPStatus(tc.err); got != tc.want {
+			t.Errorf("HTTPStatus(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+		tested[tc.err] = true
+	}
+	for _, c := range classes {
+		if !tested[c.err] {
+			t.Errorf("class %q has no HTTP status in this test", c.err)
+		}
+	}
+}

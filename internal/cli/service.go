@@ -1,0 +1,330 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/cluster/server"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/spf13/cobra"
+)
+
+// newServiceCommand is berth's `service` command group (Docker's verbs).
+// Every command talks to the root's control plane, starting it when none
+// answers.
+func newServiceCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage services: replicas kept running, rolled out and rolled back"}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	})
+	cmd.AddCommand(newServiceCreate(g), newServiceUpdate(g), newServiceLs(g), newServicePs(g), newServiceInspect(g),
+		newServiceLogs(g), newServiceScale(g), newServiceRollback(g), newServiceRm(g))
+	return cmd
+}
+
+// startTimeout is how long a command waits for the control plane it started.
+const startTimeout = 5 * time.Second
+
+// client returns a client of the root's control plane, started in the
+// background (its own session, output to ROOT/serve.log) when none answers.
+// Two commands that start one at once start one: the lock of `berth serve`
+// decides, and the loser exits quietly.
+func (g *globals) client(ctx context.Context) (*server.Client, error) {
+	r, err := g.open()
+	if err != nil {
+		return nil, err
+	}
+	c := server.NewClient(filepath.Join(r.RunDir, server.SocketName))
+	if _, err := c.Ping(ctx); err == nil {
+		return c, nil
+	}
+	logPath := filepath.Join(r.Dir, "serve.log")
+	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("control plane log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.Berth[0], append(r.Berth[1:], "serve", "--if-not-running")...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	go cmd.Wait() // reap it if it exits while we run (it lost the race, or failed)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if _, err := c.Ping(ctx); err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("the control plane did not start within %v; see %s: %w", startTimeout, logPath, errdefs.ErrUnavailable)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func newServiceCreate(g *globals) *cobra.Command {
+	var s serviceFlags
+	var name string
+	cmd := &cobra.Command{
+		Use:   "create [flags] IMAGE [COMMAND [ARG…]]",
+		Short: "Create a service",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc := api.Service{Name: name, Spec: api.ServiceSpec{Template: api.TaskTemplate{Image: args[0], Args: args[1:]}}}
+			if name == "" {
+				svc.Name = strings.ToLower(server.NewID()[:10])
+				svc.Name = "s" + svc.Name[1:] // a DNS label starts with a letter
+			}
+			if err := s.apply(cmd, &svc); err != nil {
+				return err
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.Create(cmd.Context(), svc)
+			if err != nil {
+				return err
+			}
+			fmt.Println(out.ID)
+			if s.detach {
+				return nil
+			}
+			return converge(cmd.Context(), c, out.Name, out.Generation, false)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&name, "name", "", "service name (default: generated)")
+	s.register(cmd.Flags())
+	return cmd
+}
+
+func newServiceUpdate(g *globals) *cobra.Command {
+	var s serviceFlags
+	var image string
+	var envAdd, envRm, labelAdd, labelRm, args []string
+	cmd := &cobra.Command{
+		Use:   "update [flags] SERVICE",
+		Short: "Update a service (a new revision when the template changes)",
+		Args:  exactArg("service"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			svc, err := c.Service(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if err := s.apply(cmd, &svc); err != nil {
+				return err
+			}
+			t := &svc.Spec.Template
+			if cmd.Flags().Changed("image") {
+				t.Image = image
+			}
+			if cmd.Flags().Changed("args") {
+				t.Args = args
+			}
+			t.Env = editList(t.Env, envAdd, envRm)
+			labels := editList(joinMap(svc.Labels), labelAdd, labelRm)
+			if svc.Labels, err = keyValues("--label-add", labels); err != nil {
+				return err
+			}
+			out, err := c.Update(cmd.Context(), svc)
+			if err != nil {
+				return err
+			}
+			fmt.Println(out.Name)
+			if s.detach || out.Generation == svc.Generation {
+				return nil
+			}
+			return converge(cmd.Context(), c, out.Name, out.Generation, false)
+		},
+	}
+	f := cmd.Flags()
+	s.register(f)
+	f.StringVar(&image, "image", "", "image of the replicas")
+	f.StringArrayVar(&args, "args", nil, "the replicas' command arguments")
+	f.StringArrayVar(&envAdd, "env-add", nil, "add or replace an environment variable KEY=VALUE")
+	f.StringArrayVar(&envRm, "env-rm", nil, "remove an environment variable KEY")
+	f.StringArrayVar(&labelAdd, "label-add", nil, "add or replace a service label KEY=VALUE")
+	f.StringArrayVar(&labelRm, "label-rm", nil, "remove a service label KEY")
+	return cmd
+}
+
+func joinMap(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func newServiceScale(g *globals) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "scale SERVICE=REPLICAS…",
+		Short: "Set the number of replicas of services",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			want := map[string]int{}
+			for _, a := range args {
+				name, n, ok := strings.Cut(a, "=")
+				k, err := strconv.Atoi(n)
+				if !ok || err != nil || k < 0 {
+					return fmt.Errorf("scale %q: use SERVICE=REPLICAS with 0 or more replicas: %w", a, errdefs.ErrInvalidArgument)
+				}
+				want[name] = k
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				name, _, _ := strings.Cut(a, "=")
+				out, err := c.Scale(cmd.Context(), name, want[name])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s scaled to %d\n", name, want[name])
+				if !detach {
+					if err := converge(cmd.Context(), c, name, out.Generation, false); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return at once instead of waiting until the services converged")
+	return cmd
+}
+
+func newServiceRollback(g *globals) *cobra.Command {
+	var detach bool
+	var to int64
+	cmd := &cobra.Command{
+		Use:   "rollback [--to-revision N] SERVICE",
+		Short: "Return a service to its previous revision (or revision N)",
+		Args:  exactArg("service"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to < 0 {
+				return fmt.Errorf("--to-revision %d: must be 1 or more: %w", to, errdefs.ErrInvalidArgument)
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.Rollback(cmd.Context(), args[0], to)
+			if err != nil {
+				return err
+			}
+			fmt.Println(out.Name)
+			if detach {
+				return nil
+			}
+			return converge(cmd.Context(), c, out.Name, out.Generation, true)
+		},
+	}
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return at once instead of waiting until the rollback converged")
+	cmd.Flags().Int64Var(&to, "to-revision", 0, "revision to return to (default: the one before the current)")
+	return cmd
+}
+
+func newServiceRm(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm SERVICE…",
+		Short: "Remove services (their replicas are stopped)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, name := range args {
+				if err := c.Remove(cmd.Context(), name); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Println(name)
+			}
+			if len(errs) > 0 {
+				for _, e := range errs[:len(errs)-1] {
+					fmt.Fprintln(os.Stderr, "berth: "+e.Error())
+				}
+				return errs[len(errs)-1]
+			}
+			return nil
+		},
+	}
+}
+
+// converge waits until the service called name converged on generation
+// gen — its tasks of the current revision ready as many as wanted, no
+// rollout in progress — printing progress; a rollout that paused or rolled
+// back (for a rollback: that paused) is a one-line error.
+func converge(ctx context.Context, c *server.Client, name string, gen int64, rollback bool) error {
+	last := ""
+	for {
+		svc, err := c.Service(ctx, name)
+		if err != nil {
+			return err
+		}
+		st := svc.Status
+		if st.ObservedGeneration >= gen {
+			switch st.Update {
+			case api.UpdatePaused, api.UpdateRollbackPaused:
+				return fmt.Errorf("service %s: rollout paused: %s", name, cmpOr(st.Message, "see berth service ps "+name))
+			case api.UpdateRollbackStarted, api.UpdateRollbackCompleted:
+				if !rollback {
+					return fmt.Errorf("service %s: rollout failed and was rolled back: %s", name, cmpOr(st.Message, "see berth service ps "+name))
+				}
+			}
+		}
+		tasks, err := c.Tasks(ctx, name)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, t := range tasks {
+			if t.DesiredState == api.TaskRunning && t.Revision == st.Revision && t.Status.State == api.TaskReady {
+				ready++
+			}
+		}
+		want := svc.Spec.DesiredReplicas()
+		if line := fmt.Sprintf("%s: %d/%d ready", name, ready, want); line != last {
+			fmt.Println(line)
+			last = line
+		}
+		busy := st.Update == api.UpdateUpdating || st.Update == api.UpdateRollbackStarted
+		if st.ObservedGeneration >= gen && !busy && ready == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

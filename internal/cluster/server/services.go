@@ -1,0 +1,382 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/cluster/store"
+	"github.com/berth-dev/berth/internal/errdefs"
+)
+
+// casAttempts bounds how often a write that lost a compare-and-swap to a
+// write that does not concern it (the controllers' status) is retried.
+const casAttempts = 20
+
+// read returns the service called name and its key's state.
+func (s *Server) read(ctx context.Context, name string) (api.Service, store.KeyValue, error) {
+	if err := api.ValidateName(name); err != nil {
+		return api.Service{}, store.KeyValue{}, err
+	}
+	kv, err := s.store.Get(ctx, api.ServiceKey(name))
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return api.Service{}, kv, fmt.Errorf("no such service: %s: %w", name, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return api.Service{}, kv, err
+	}
+	var svc api.Service
+	if err := json.Unmarshal(kv.Value, &svc); err != nil {
+		return api.Service{}, kv, fmt.Errorf("stored service %s: %w", name, err)
+	}
+	return svc, kv, nil
+}
+
+// modify applies change to the service called name and writes it back if
+// change says so, compare-and-swap on the key; a write lost to another
+// writer is tried again from a fresh read, so change must decide anew
+// each time (and refuse, with an error, what it must not overwrite).
+func (s *Server) modify(ctx context.Context, name string, change func(*api.Service) (bool, error)) (api.Service, error) {
+	for range casAttempts {
+		svc, kv, err := s.read(ctx, name)
+		if err != nil {
+			return api.Service{}, err
+		}
+		write, err := change(&svc)
+		if err != nil || !write {
+			return svc, err
+		}
+		svc.UpdatedAt = s.now()
+		b, err := json.Marshal(svc)
+		if err != nil {
+			return api.Service{}, err
+		}
+		_, err = s.store.Put(ctx, kv.Key, b, kv.ModRevision)
+		if errors.Is(err, errdefs.ErrConflict) {
+			continue
+		}
+		return svc, err
+	}
+	return api.Service{}, fmt.Errorf("service %s: too many concurrent writes; try again: %w", name, errdefs.ErrConflict)
+}
+
+func (s *Server) get(r *http.Request) (int, any, error) {
+	svc, _, err := s.read(r.Context(), r.PathValue("name"))
+	return http.StatusOK, svc, err
+}
+
+func (s *Server) list(r *http.Request) (int, any, error) {
+	kvs, _, err := s.store.List(r.Context(), api.ServicesPrefix)
+	if err != nil {
+		return 0, nil, err
+	}
+	tasks, _, err := s.store.List(r.Context(), api.TasksPrefix)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]ServiceSummary, 0, len(kvs))
+	index := map[string]int{}
+	for _, kv := range kvs {
+		var svc api.Service
+		if err := json.Unmarshal(kv.Value, &svc); err != nil {
+			return 0, nil, fmt.Errorf("stored service %s: %w", kv.Key, err)
+		}
+		index[svc.ID] = len(out)
+		out = append(out, ServiceSummary{Service: svc})
+	}
+	for _, kv := range tasks {
+		var t api.Task
+		if err := json.Unmarshal(kv.Value, &t); err != nil {
+			return 0, nil, fmt.Errorf("stored task %s: %w", kv.Key, err)
+		}
+		i, ok := index[t.ServiceID]
+		if !ok || t.DesiredState != api.TaskRunning {
+			continue
+		}
+		switch t.Status.State {
+		case api.TaskReady:
+			out[i].Ready++
+			out[i].Running++
+		case api.TaskRunning:
+			out[i].Running++
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) create(r *http.Request) (int, any, error) {
+	var svc api.Service
+	if err := decode(r, &svc); err != nil {
+		return 0, nil, err
+	}
+	svc.Spec.SetDefaults()
+	if err := svc.Validate(); err != nil {
+		return 0, nil, err
+	}
+	now := s.now()
+	svc.ID, svc.Generation, svc.Status, svc.CreatedAt, svc.UpdatedAt = NewID(), 1, api.ServiceStatus{}, now, now
+	b, err := json.Marshal(svc)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkPorts(r.Context(), svc); err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.store.Put(r.Context(), api.ServiceKey(svc.Name), b, 0); err != nil {
+		if errors.Is(err, errdefs.ErrConflict) {
+			return 0, nil, fmt.Errorf("service %s already exists: %w", svc.Name, errdefs.ErrAlreadyExists)
+		}
+		return 0, nil, err
+	}
+	return http.StatusCreated, svc, nil
+}
+
+func (s *Server) update(r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	var in api.Service
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if in.Name != "" && in.Name != name {
+		return 0, nil, fmt.Errorf("service %s: cannot rename to %s: %w", name, in.Name, errdefs.ErrInvalidArgument)
+	}
+	in.Name = name
+	in.Spec.SetDefaults()
+	if err := in.Validate(); err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkPorts(r.Context(), in); err != nil {
+		return 0, nil, err
+	}
+	svc, err := s.modify(r.Context(), name, func(svc *api.Service) (bool, error) {
+		if svc.Generation != in.Generation {
+			return false, fmt.Errorf("service %s was changed by someone else; try again: %w", name, errdefs.ErrConflict)
+		}
+		specChanged := !sameJSON(svc.Spec, in.Spec)
+		if !specChanged && sameJSON(svc.Labels, in.Labels) {
+			return false, nil // an update that changes nothing does nothing
+		}
+		if specChanged {
+			svc.Generation++
+		}
+		svc.Spec, svc.Labels = in.Spec, in.Labels
+		return true, nil
+	})
+	return http.StatusOK, svc, err
+}
+
+func (s *Server) remove(r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	for range casAttempts {
+		_, kv, err := s.read(r.Context(), name)
+		if err != nil {
+			return 0, nil, err
+		}
+		_, err = s.store.Delete(r.Context(), kv.Key, kv.ModRevision)
+		if errors.Is(err, errdefs.ErrConflict) {
+			continue
+		}
+		return http.StatusNoContent, nil, err
+	}
+	return 0, nil, fmt.Errorf("service %s: too many concurrent writes; try again: %w", name, errdefs.ErrConflict)
+}
+
+func (s *Server) scale(r *http.Request) (int, any, error) {
+	var req ScaleRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Replicas < 0 {
+		return 0, nil, fmt.Errorf("replicas %d: must be 0 or more: %w", req.Replicas, errdefs.ErrInvalidArgument)
+	}
+	svc, err := s.modify(r.Context(), r.PathValue("name"), func(svc *api.Service) (bool, error) {
+		if svc.Spec.DesiredReplicas() == req.Replicas {
+			return false, nil
+		}
+		svc.Spec.Replicas = &req.Replicas
+		svc.Generation++
+		return true, nil
+	})
+	return http.StatusOK, svc, err
+}
+
+// rollback sets the service's template to that of an earlier revision —
+// ?to=N, else the latest revision before the one it runs — and asks the
+// controllers to roll back to it (Status.Update rollback_started), in one
+// write.
+func (s *Server) rollback(r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	var to int64
+	if q := r.URL.Query().Get("to"); q != "" {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n < 1 {
+			return 0, nil, fmt.Errorf("revision %q: must be a number from 1: %w", q, errdefs.ErrInvalidArgument)
+		}
+		to = n
+	}
+	svc, err := s.modify(r.Context(), name, func(svc *api.Service) (bool, error) {
+		revs, err := s.listRevisions(r.Context(), svc.ID)
+		if err != nil {
+			return false, err
+		}
+		target, err := rollbackTarget(*svc, revs, to)
+		if err != nil {
+			return false, err
+		}
+		if target.Hash == svc.Spec.Template.Hash() {
+			return false, nil // already there
+		}
+		svc.Spec.Template = target.Template
+		svc.Generation++
+		svc.Status.Update = api.UpdateRollbackStarted
+		svc.Status.Message = fmt.Sprintf("rollback to revision %d requested", target.Number)
+		svc.Status.UpdateStart, svc.Status.UpdateEnd = s.now(), time.Time{}
+		return true, nil
+	})
+	return http.StatusOK, svc, err
+}
+
+// rollbackTarget picks the revision of revs (in number order) that a
+// rollback of svc goes to: number to, or with to 0 the latest before
+// svc.Status.Revision.
+func rollbackTarget(svc api.Service, revs []api.Revision, to int64) (api.Revision, error) {
+	if to != 0 {
+		for _, rev := range revs {
+			if rev.Number == to {
+				return rev, nil
+			}
+		}
+		nums := make([]string, len(revs))
+		for i, rev := range revs {
+			nums[i] = strconv.FormatInt(rev.Number, 10)
+		}
+		have := "it has none yet"
+		if len(nums) > 0 {
+			have = "it has " + strings.Join(nums, ", ")
+		}
+		return api.Revision{}, &classed{fmt.Sprintf("service %s has no revision %d (%s): %v", svc.Name, to, have, errdefs.ErrNotFound),
+			[]error{errdefs.ErrNotFound, errdefs.ErrInvalidArgument}}
+	}
+	for _, rev := range slices.Backward(revs) {
+		if rev.Number < svc.Status.Revision {
+			return rev, nil
+		}
+	}
+	return api.Revision{}, fmt.Errorf("service %s has no earlier revision to roll back to: %w", svc.Name, errdefs.ErrInvalidArgument)
+}
+
+func (s *Server) listRevisions(ctx context.Context, serviceID string) ([]api.Revision, error) {
+	return listKind[api.Revision](ctx, s.store, api.RevisionPrefix(serviceID))
+}
+
+func (s *Server) revisions(r *http.Request) (int, any, error) {
+	svc, _, err := s.read(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	revs, err := s.listRevisions(r.Context(), svc.ID)
+	return http.StatusOK, revs, err
+}
+
+func (s *Server) tasks(r *http.Request) (int, any, error) {
+	svc, _, err := s.read(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	tasks, err := listKind[api.Task](r.Context(), s.store, api.TaskPrefix(svc.ID))
+	if err != nil {
+		return 0, nil, err
+	}
+	// By slot, the newest task of each first (as `service ps` shows them).
+	slices.SortStableFunc(tasks, func(a, b api.Task) int {
+		if a.Slot != b.Slot {
+			return a.Slot - b.Slot
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+	return http.StatusOK, tasks, nil
+}
+
+func (s *Server) nodes(r *http.Request) (int, any, error) {
+	nodes, err := listKind[api.Node](r.Context(), s.store, api.NodesPrefix)
+	return http.StatusOK, nodes, err
+}
+
+// listKind decodes every object under prefix.
+func listKind[T any](ctx context.Context, st store.Store, prefix string) ([]T, error) {
+	kvs, _, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(kvs))
+	for _, kv := range kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return nil, fmt.Errorf("stored %s: %w", kv.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// checkPorts refuses a host port of svc that another service publishes.
+func (s *Server) checkPorts(ctx context.Context, svc api.Service) error {
+	if !slices.ContainsFunc(svc.Spec.Ports, func(p api.PortConfig) bool { return p.PublishedPort != 0 }) {
+		return nil
+	}
+	others, err := listKind[api.Service](ctx, s.store, api.ServicesPrefix)
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if o.Name == svc.Name {
+			continue
+		}
+		for _, op := range o.Spec.Ports {
+			for _, p := range svc.Spec.Ports {
+				if p.PublishedPort != 0 && p.PublishedPort == op.PublishedPort && p.Protocol == op.Protocol {
+					return &classed{fmt.Sprintf("port %d/%s is already published by service %s: %v", p.PublishedPort, p.Protocol, o.Name, errdefs.ErrConflict),
+						[]error{errdefs.ErrInvalidArgument, errdefs.ErrConflict}}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sameJSON reports whether a and b encode alike.
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// NewID returns a new object ID: 25 random lowercase letters and digits,
+// as Swarm's.
+func NewID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, 25)
+	b := make([]byte, 32)
+	for len(out) < cap(out) {
+		rand.Read(b)
+		for _, c := range b {
+			if c < 252 && len(out) < cap(out) { // 252 = 7×36: no letter more likely than another
+				out = append(out, alphabet[int(c)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}
