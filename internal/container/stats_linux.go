@@ -102,7 +102,7 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*Stats, error) {
 		s.MemoryUsage -= inactive
 	}
 	s.MemoryLimit = mem.Usage.Limit
-	if total := hostMemory(); total > 0 && (s.MemoryLimit == 0 || s.MemoryLimit > total) {
+	if total := HostMemory(); total > 0 && (s.MemoryLimit == 0 || s.MemoryLimit > total) {
 		s.MemoryLimit = total
 	}
 	s.Pids, s.PidsLimit = cs.PidsStats.Current, cs.PidsStats.Limit
@@ -123,8 +123,8 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*Stats, error) {
 	return s, nil
 }
 
-// hostMemory is the host's memory in bytes (MemTotal).
-func hostMemory() uint64 {
+// HostMemory is the host's memory in bytes (MemTotal), 0 if unknown.
+func HostMemory() uint64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -70,7 +69,7 @@ func (a *Agent) Usage(ctx context.Context) (api.NodeUsage, error) {
 // memory, lowered to the limits of this process's cgroup (v2, or v1's
 // memory limit).
 func machineCapacity() api.Resources {
-	r := api.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()}
+	r := api.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(container.HostMemory())}
 	v2, v1mem := ownCgroups()
 	var limits []string // memory limit files
 	if v2 != "" {
@@ -115,19 +114,3 @@ func ownCgroups() (v2, v1mem string) {
 	return v2, v1mem
 }
 
-// memTotal is the machine's memory in bytes.
-func memTotal() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
