@@ -113,4 +113,3 @@ func ownCgroups() (v2, v1mem string) {
 	}
 	return v2, v1mem
 }
-
