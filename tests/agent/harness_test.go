@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -18,8 +17,6 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/root"
 	"github.com/berth-dev/berth/tests/fixture"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // env is one test's node: a root of its own (with its own network prefix
@@ -202,42 +199,5 @@ func (e *env) cleanup() {
 			e.berthCmd("rm", "-f", "-v", id)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if out, _ := exec.Command("pgrep", "-f", e.dir).Output(); len(bytes.TrimSpace(out)) == 0 {
-			break
-		}
-	}
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.Contains(line, e.dir) {
-			unix.Unmount(f[4], unix.MNT_DETACH)
-			if !t.Failed() {
-				t.Errorf("mount left behind: %s", f[4])
-			}
-		}
-	}
-	links, _ := netlink.LinkList()
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
-			if !t.Failed() {
-				t.Errorf("link %s left behind", l.Attrs().Name)
-			}
-			netlink.LinkDel(l)
-		}
-	}
-	if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), e.prefix) {
-		if !t.Failed() {
-			t.Errorf("nftables table %s left behind", e.prefix)
-		}
-		exec.Command("nft", "delete", "table", "inet", e.prefix).Run()
-		exec.Command("nft", "delete", "table", "ip", e.prefix).Run()
-	}
-	if out, _ := exec.Command("pgrep", "-f", e.dir).Output(); len(bytes.TrimSpace(out)) > 0 {
-		if !t.Failed() {
-			t.Errorf("processes left behind: %s", out)
-		}
-		for _, pid := range strings.Fields(string(out)) {
-			exec.Command("kill", "-9", pid).Run()
-		}
-	}
+	fixture.Sweep(t, e.dir, e.prefix)
 }

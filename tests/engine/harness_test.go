@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/tests/fixture"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // env is one test's berth: its own root, network prefix and subnet, so
@@ -124,48 +122,7 @@ func (e *env) cleanup() {
 			}
 		}
 	}
-	// Monitors finish releasing networks after their clients have heard
-	// the exit status: give them a moment before looking.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if out, _ := exec.Command("pgrep", "-f", e.root).Output(); len(bytes.TrimSpace(out)) == 0 {
-			break
-		}
-	}
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	var left []string
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(line, e.root) {
-			left = append(left, line)
-			if f := strings.Fields(line); len(f) > 4 {
-				unix.Unmount(f[4], unix.MNT_DETACH)
-			}
-		}
-	}
-	if len(left) > 0 && !t.Failed() {
-		t.Errorf("mounts left behind:\n%s", strings.Join(left, "\n"))
-	}
-	links, _ := netlink.LinkList()
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
-			if !t.Failed() {
-				t.Errorf("link %s left behind", l.Attrs().Name)
-			}
-			netlink.LinkDel(l)
-		}
-	}
-	if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), e.prefix) {
-		if !t.Failed() {
-			t.Errorf("nftables table %s left behind", e.prefix)
-		}
-		exec.Command("nft", "delete", "table", "inet", e.prefix).Run()
-		exec.Command("nft", "delete", "table", "ip", e.prefix).Run()
-	}
-	if out, _ := exec.Command("pgrep", "-f", e.root).Output(); len(bytes.TrimSpace(out)) > 0 {
-		if !t.Failed() {
-			t.Errorf("processes left behind: %s", out)
-		}
-		exec.Command("pkill", "-9", "-f", e.root).Run()
-	}
+	fixture.Sweep(t, e.root, e.prefix)
 }
 
 // cmd is an unstarted berth command.
