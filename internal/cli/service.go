@@ -284,25 +284,28 @@ func converge(ctx context.Context, c *server.Client, name string, gen int64, rol
 		if err != nil {
 			return err
 		}
-		st := svc.Status
-		if st.ObservedGeneration >= gen {
-			switch st.Update {
-			case api.UpdatePaused, api.UpdateRollbackPaused:
-				return fmt.Errorf("service %s: rollout paused: %s", name, cmpOr(st.Message, "see berth service ps "+name))
-			case api.UpdateRollbackStarted, api.UpdateRollbackCompleted:
-				if !rollback {
-					return fmt.Errorf("service %s: rollout failed and was rolled back: %s", name, cmpOr(st.Message, "see berth service ps "+name))
-				}
-			}
-		}
 		tasks, err := c.Tasks(ctx, name)
 		if err != nil {
 			return err
 		}
-		ready := 0
+		st := svc.Status
+		// By template, not revision number: a rollback's revision keeps
+		// the tasks of the older one with the same template.
+		ready, rejected, hash := 0, "", svc.Spec.Template.Hash()
 		for _, t := range tasks {
-			if t.DesiredState == api.TaskRunning && t.Revision == st.Revision && t.Status.State == api.TaskReady {
+			if t.Template.Hash() != hash {
+				continue
+			}
+			switch {
+			case t.DesiredState == api.TaskRunning && t.Status.State == api.TaskReady:
 				ready++
+			case t.Status.State == api.TaskRejected:
+				rejected = t.Status.Message
+			}
+		}
+		if st.ObservedGeneration >= gen {
+			if err := rolloutError(name, st, rollback, rejected); err != nil {
+				return err
 			}
 		}
 		want := svc.Spec.DesiredReplicas()
@@ -320,6 +323,31 @@ func converge(ctx context.Context, c *server.Client, name string, gen int64, rol
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// rolloutError says why a service's rollout will not converge by itself:
+// it paused, or rolled back (unless rollback is what was asked), or its
+// replicas cannot be started at all (rejected: a missing image, say),
+// which is the user's input to fix and so invalid (exit status 2).
+func rolloutError(name string, st api.ServiceStatus, rollback bool, rejected string) error {
+	class := errdefs.ErrUnavailable
+	if rejected != "" {
+		class = errdefs.ErrInvalidArgument
+	}
+	switch st.Update {
+	case api.UpdatePaused, api.UpdateRollbackPaused:
+		return fmt.Errorf("service %s: %s: %w", name, cmpOr(st.Message, "rollout paused, see berth service ps "+name), class)
+	case api.UpdateRollbackStarted, api.UpdateRollbackCompleted:
+		if !rollback {
+			return fmt.Errorf("service %s: rollout failed and was rolled back: %s: %w", name, cmpOr(st.Message, "see berth service ps "+name), class)
+		}
+	case "", api.UpdateCompleted:
+		if rejected != "" {
+			return fmt.Errorf("service %s: replicas cannot start: %s (berth service update fixes it, berth service rm removes it): %w",
+				name, rejected, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 func cmpOr(a, b string) string {

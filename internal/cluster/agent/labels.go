@@ -18,11 +18,8 @@ const (
 	LabelRevision      = "berth.revision"
 	LabelReserveCPU    = "berth.task.reserve.nanocpus"
 	LabelReserveMemory = "berth.task.reserve.memory"
-	// LabelPublish, in a template's labels, lists the ports to publish as
-	// -p takes them, comma-separated ("8080:80,53:53/udp"). The controller
-	// sets it in the task's copy of the template of a one-replica service
-	// (the revision's template, and so its hash, stays without it).
-	LabelPublish = "berth.task.publish"
+	// LabelPublish is api.LabelPublish: the ports to publish for a task.
+	LabelPublish = api.LabelPublish
 	// LabelProbes holds the template's probes (JSON), so that an agent
 	// that adopts the container probes it as the one that started it.
 	LabelProbes = "berth.task.probes"

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -99,6 +100,11 @@ func (p *pass) slots(ctx context.Context) error {
 			continue
 		}
 		restarts, wait, ok := p.restart(s.n, s.dead)
+		if !p.paused() && !p.current(s.dead) {
+			// A rollout replaces it: the backoff was earned by another
+			// template.
+			restarts, wait, ok = -1, 0, true
+		}
 		if !ok {
 			continue
 		}
@@ -187,6 +193,13 @@ func (p *pass) newTask(n int, rev revisionKV, restarts int) *taskKV {
 		Revision: rev.Number, DesiredState: api.TaskRunning, Template: rev.Template, CreatedAt: p.now,
 		Status: api.TaskStatus{State: api.TaskPending, RestartCount: restarts, Timestamp: p.now}}}
 	t.Status.TaskID = t.ID
+	if ports := svc.Spec.Ports; len(ports) > 0 && svc.Spec.DesiredReplicas() == 1 {
+		t.Template.Labels = maps.Clone(t.Template.Labels)
+		if t.Template.Labels == nil {
+			t.Template.Labels = map[string]string{}
+		}
+		t.Template.Labels[api.LabelPublish] = api.PublishLabel(ports)
+	}
 	return t
 }
 
