@@ -52,7 +52,12 @@ func newInspect(g *globals) *cobra.Command {
 // psRow is one line of `ps`, with Docker's --format field names.
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Status, State, Ports, Names, Labels, Networks, Mounts string
+
+	labels map[string]string
 }
+
+// Label is the value of one label, as Docker's {{.Label "KEY"}}.
+func (r psRow) Label(key string) string { return r.labels[key] }
 
 func newPs(g *globals) *cobra.Command {
 	var all, quiet, noTrunc bool
@@ -135,6 +140,7 @@ func newPsRow(c *container.Container, st *container.State, d *container.Details,
 		ID: id, Image: c.Image, Command: strconv.Quote(cmd), CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: ago(c.Created), Status: statusText(st), State: st.Status, Ports: d.PortsString(), Names: c.Name,
 		Labels: joinLabels(c.Config.Labels), Networks: strings.Join(nets, ","), Mounts: strings.Join(mounts, ","),
+		labels: c.Config.Labels,
 	}
 }
 

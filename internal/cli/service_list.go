@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/cluster/server"
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/filter"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -25,8 +28,9 @@ type serviceRow struct {
 func newServiceLs(g *globals) *cobra.Command {
 	var quiet bool
 	var format string
+	var filters []string
 	cmd := &cobra.Command{
-		Use:   "ls [-q] [--format F]",
+		Use:   "ls [-q] [--filter K=V]… [--format F]",
 		Short: "List services",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -34,6 +38,10 @@ func newServiceLs(g *globals) *cobra.Command {
 				format = "{{.ID}}"
 			}
 			f, err := parseListFormat(format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", nil)
+			if err != nil {
+				return err
+			}
+			match, err := serviceFilter(filters)
 			if err != nil {
 				return err
 			}
@@ -45,6 +53,7 @@ func newServiceLs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			list = slices.DeleteFunc(list, func(s server.ServiceSummary) bool { return !match.Match(s.Service) })
 			rows := make([]serviceRow, len(list))
 			for i, s := range list {
 				var ports []string
@@ -60,7 +69,29 @@ func newServiceLs(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "show only IDs")
 	cmd.Flags().StringVar(&format, "format", "", "table (default), json or a Go template")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "show only services that match: id=PREFIX, name=PREFIX, mode=replicated, label=K[=V]")
 	return cmd
+}
+
+// serviceFilter compiles `service ls --filter` arguments, with Docker's
+// keys: id and name match a prefix, mode is replicated (the one mode
+// today), label the service's own labels.
+func serviceFilter(args []string) (*filter.Filter[api.Service], error) {
+	prefix := func(get func(api.Service) string) func(string) (func(api.Service) bool, error) {
+		return func(v string) (func(api.Service) bool, error) {
+			return func(s api.Service) bool { return strings.HasPrefix(get(s), v) }, nil
+		}
+	}
+	return filter.New(args,
+		filter.Key[api.Service]{Name: "id", Value: prefix(func(s api.Service) string { return s.ID })},
+		filter.Key[api.Service]{Name: "name", Value: prefix(func(s api.Service) string { return s.Name })},
+		filter.Key[api.Service]{Name: "mode", Value: func(v string) (func(api.Service) bool, error) {
+			if v != "replicated" {
+				return nil, fmt.Errorf("mode is replicated (the one mode there is): %w", errdefs.ErrInvalidArgument)
+			}
+			return func(api.Service) bool { return true }, nil
+		}},
+		filter.Labels(func(s api.Service) map[string]string { return s.Labels }))
 }
 
 // taskRow is a line of `service ps`.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
@@ -190,26 +192,34 @@ func (p *pass) takeOut(ctx context.Context, ts ...*taskKV) error {
 	if err := p.c.commit(ctx, p.v, ts); err != nil {
 		return err
 	}
-	for _, t := range ts {
-		if !t.Status.State.Terminal() {
-			if err := p.c.stopTask(ctx, t); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return p.c.stopTasks(ctx, slices.DeleteFunc(slices.Clone(ts), func(t *taskKV) bool { return t.Status.State.Terminal() }))
 }
 
 // finishRemovals carries every task taken out to its end.
 func (p *pass) finishRemovals(ctx context.Context) error {
+	var ts []*taskKV
 	for _, t := range p.v.tasks {
 		if t.DesiredState == api.TaskShutdown && !t.Status.State.Terminal() {
-			if err := p.c.stopTask(ctx, t); err != nil {
-				return err
-			}
+			ts = append(ts, t)
 		}
 	}
-	return nil
+	return p.c.stopTasks(ctx, ts)
+}
+
+// stopTasks stops ts all at once (each waits out its own grace period, as
+// Swarm stops the tasks of a scale-down together).
+func (c *Controller) stopTasks(ctx context.Context, ts []*taskKV) error {
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.stopTask(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // stopTask takes a task out of service: leaving (where issue 13's drain
