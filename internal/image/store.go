@@ -120,6 +120,13 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 	if err != nil {
 		return nil, fmt.Errorf("image config %s: %w", cfgName, err)
 	}
+	if err := verifyConfig(img); err != nil {
+		return nil, err
+	}
+	known, err := s.knownLayers()
+	if err != nil {
+		return nil, err
+	}
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("image layers: %w", err)
@@ -164,9 +171,14 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			defer wg.Done()
 			defer close(committed[i])
 			sem <- struct{}{}
-			err := s.fetchLayer(l, rec.Layers[i], progress)
-			if err == nil && !s.snaps.Has(rec.Layers[i].ChainID) {
-				staged[i], usage[i], err = s.stageLayer(ctx, rec.Layers[i])
+			meta := rec.Layers[i]
+			err := s.fetchLayer(l, meta, progress)
+			switch {
+			case err != nil:
+			case !s.snaps.Has(meta.ChainID):
+				staged[i], usage[i], err = s.stageLayer(ctx, meta) // checks the DiffID
+			case !known[[2]digest.Digest{meta.Digest, meta.DiffID}]:
+				err = s.verifyDiffID(ctx, meta) // no unpacking to check it
 			}
 			<-sem
 			if staged[i] != "" {
@@ -318,6 +330,9 @@ func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, int64, erro
 	}
 	defer f.Close()
 	st, err := ApplyLayer(ctx, dir, f)
+	if corrupt(err) {
+		err = fmt.Errorf("%v (the layer is truncated or corrupt): %w", err, errdefs.ErrInvalidArgument)
+	}
 	if err == nil && st.DiffID != meta.DiffID {
 		err = fmt.Errorf("uncompressed content is %s, the config says %s: %w", st.DiffID, meta.DiffID, errdefs.ErrInvalidArgument)
 	}

@@ -185,6 +185,9 @@ func (s *Store) loadOCI(ctx context.Context, path string, progress *Progress) ([
 	var out []*Image
 	for _, d := range im.Manifests {
 		img, err := idx.Image(d.Digest)
+		if err == nil {
+			err = verifyManifest(img, d.Digest)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
