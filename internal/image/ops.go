@@ -77,7 +77,8 @@ func (s *Store) Tag(src, dst string) error {
 }
 
 // Remove untags name; when it was the image's last name, or name is an ID,
-// the image goes too (with force even if it has other names). It returns
+// the image goes too (an ID with force even if the image has other names;
+// a name, as with Docker, only ever takes itself away). It returns
 // what was untagged and deleted. Blobs and snapshots no image uses any more
 // are removed afterwards. An image that containers use is refused; with
 // force its names go but the image stays, unnamed, as long as they use it.
@@ -99,7 +100,7 @@ func (s *Store) Remove(name string, force bool) (untagged []string, deleted dige
 		byTag := false
 		if ref, err := ParseReference(name); err == nil && tags.Get([]byte(ref.String())) != nil {
 			byTag = true
-			if len(img.Names) > 1 && !force {
+			if len(img.Names) > 1 {
 				untagged = []string{ref.String()}
 				return tags.Delete([]byte(ref.String()))
 			}

@@ -77,10 +77,18 @@ func TestPullTagRemove(t *testing.T) {
 	if got, err := s.Get(img.ID.Encoded()[:12]); err != nil || got.ID != img.ID {
 		t.Fatalf("by short ID: %v %v", got, err)
 	}
-	// Removing one of two names only untags.
+	// Removing one of two names only untags, forced or not.
 	untagged, deleted, err := s.Remove("local/copy:v2", false)
 	if err != nil || deleted != "" || len(untagged) != 1 {
 		t.Fatalf("untag: %v %v %v", untagged, deleted, err)
+	}
+	s.Tag(ref.String(), "local/copy:v3")
+	untagged, deleted, err = s.Remove("local/copy:v3", true)
+	if err != nil || deleted != "" || len(untagged) != 1 || untagged[0] != "docker.io/local/copy:v3" {
+		t.Fatalf("forced untag: %v %v %v", untagged, deleted, err)
+	}
+	if got, err := s.Get(ref.String()); err != nil || len(got.Names) != 1 {
+		t.Fatalf("after a forced untag of another name: %+v %v", got, err)
 	}
 	_, deleted, err = s.Remove(ref.String(), false)
 	if err != nil || deleted != img.ID {
