@@ -66,11 +66,12 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	cmd.SetFlagErrorFunc(flagError)
 	cmd.PersistentFlags().StringVar(&g.root, "root", root.Default(), "directory for images and containers")
 	cmd.AddCommand(newPull(g), newPush(g), newImages(g), newTag(g), newRmi(g), newImport(g),
 		newSave(g), newLoad(g), newLogin(g), newLogout(g), newImageCommand(g),
-		newNetworkCommand(g), newRun(g), newCreate(g), newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g),
-		newWait(g), newAttach(g), newPs(g), newLogs(g), newExec(g), newInspect(g), newVolumeCommand(g), newContainerMonitor(g),
+		newNetworkCommand(g), withRunStatus(newRun(g), nil), newCreate(g), newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g),
+		newWait(g), newAttach(g), newPs(g), newLogs(g), withRunStatus(newExec(g), nil), newInspect(g), newVolumeCommand(g), newContainerMonitor(g),
 		newStats(g), newTop(g), newPort(g), newRename(g), newCp(g), newEvents(g), newSystemCommand(g), newContainerGroup(g), newBuild(g), newBuilderCommand(g), newHistory(g),
 		newServe(g), newServiceCommand(g))
 	return runtimecli.Execute(cmd, args, "berth")

@@ -255,7 +255,7 @@ func newStart(g *globals) *cobra.Command {
 	f.BoolVar(&all, "all", false, "start every container whose restart policy wants it running (after a reboot)")
 	f.BoolVarP(&attach, "attach", "a", false, "attach to the container's output and wait for it")
 	f.BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
-	return cmd
+	return withRunStatus(cmd, func() bool { return attach })
 }
 
 // eachContainer runs fn for each ref, printing the ref on success as

@@ -16,6 +16,11 @@ import "errors"
 // is one line. (The HTTP statuses are numbers so that the runtime, which
 // links this package, does not link net/http.)
 var (
+	// A container's command that could not be run: Docker's and
+	// Podman's 127 and 126, which scripts tell from the command's own.
+	ErrCommandNotFound = class("command not found", 127, 400)
+	ErrCannotExecute   = class("cannot execute", 126, 400)
+
 	ErrInvalidArgument = class("invalid argument", 2, 400)
 	ErrNotFound        = class("not found", 3, 404)
 	ErrAlreadyExists   = class("already exists", 4, 409)
@@ -46,6 +51,10 @@ func class(name string, exit, status int) error {
 func ExitCode(err error) int {
 	if err == nil {
 		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
 	}
 	for _, c := range classes {
 		if errors.Is(err, c.err) {
@@ -103,6 +112,22 @@ type classError struct {
 
 func (e *classError) Error() string { return e.msg }
 func (e *classError) Unwrap() error { return e.class }
+
+// WithExitCode returns err with the exit status code, whatever its class
+// (Docker's 125 for `run`'s own failures, say). A nil err stays nil.
+func WithExitCode(err error, code int) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{err, code}
+}
+
+type exitError struct {
+	error
+	code int
+}
+
+func (e *exitError) Unwrap() error { return e.error }
 
 // StatusError carries an exit status that a command wants to exit with
 // without printing anything, such as a container's own exit status.

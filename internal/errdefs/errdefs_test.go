@@ -22,6 +22,9 @@ func TestExitCode(t *testing.T) {
 		{ErrConflict, 4},
 		{ErrPermission, 5},
 		{ErrNotImplemented, 6},
+		{ErrCommandNotFound, 127},
+		{ErrCannotExecute, 126},
+		{WithExitCode(fmt.Errorf("x: %w", ErrInvalidArgument), 125), 125},
 		{fmt.Errorf("image %q: %w", "x", ErrNotFound), 3},
 		// Two classes: the first declared wins.
 		{errors.Join(ErrNotFound, ErrInvalidArgument), 2},
@@ -94,6 +97,8 @@ func TestHTTPStatus(t *testing.T) {
 		{ErrPermission, 403},
 		{ErrNotImplemented, 501},
 		{ErrUnavailable, 503},
+		{ErrCommandNotFound, 400},
+		{ErrCannotExecute, 400},
 		{fmt.Errorf("service %q: %w", "web", ErrConflict), 409},
 		{errors.Join(ErrConflict, ErrInvalidArgument), 400},
 	} {

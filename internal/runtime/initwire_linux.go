@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -500,12 +501,28 @@ func (p *syncPipe) recv(want byte) error {
 		return err
 	}
 	if hdr[4] == msgError {
-		return errors.New(string(payload))
+		return initFailure(string(payload))
 	}
 	if hdr[4] != want {
 		return fmt.Errorf("init sent message %q, expected %q", hdr[4], want)
 	}
 	return nil
+}
+
+// initFailure is the error of an error frame. Init's refusals of the
+// process's program (look_path in init.c: `process.args[0] "NAME": WHY`)
+// are classed as Docker and Podman class them: a program that is not there
+// is errdefs.ErrCommandNotFound (127), one that cannot run
+// errdefs.ErrCannotExecute (126).
+func initFailure(msg string) error {
+	if !strings.HasPrefix(msg, `process.args[0] "`) {
+		return errors.New(msg)
+	}
+	class := errdefs.ErrCommandNotFound
+	if strings.HasSuffix(msg, ": permission denied") || strings.HasSuffix(msg, ": is a directory") {
+		class = errdefs.ErrCannotExecute
+	}
+	return errdefs.FromClass(errdefs.ClassName(class), msg)
 }
 
 // socketPair returns a connected pair of stream sockets, both close-on-exec.
