@@ -33,6 +33,10 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 	if err != nil {
 		return nil, err
 	}
+	if st.Status == Removing {
+		// A removal was interrupted: it is finished, never undone.
+		return nil, fmt.Errorf("container %s is being removed and cannot be started: remove it with berth rm -f: %w", c.Name, errdefs.ErrConflict)
+	}
 	if st.Running() {
 		return c, nil
 	}

@@ -210,3 +210,33 @@ func TestOrphanEndpoint(t *testing.T) {
 		t.Fatalf("network prune: %q, want %s removed", got, net)
 	}
 }
+
+// TestStartAfterInterruptedRemove: a container that a killed `rm -f` left
+// marked as being removed is never started again (Docker refuses too); a
+// new `rm -f` finishes the removal. The state a killed removal leaves is
+// written here as it would have been, since killing `rm -f` between two
+// particular writes cannot be timed.
+func TestStartAfterInterruptedRemove(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	id := e.must("create", "--network", "none", img, "true")
+	path := filepath.Join(e.root, "containers", id, "state.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := strings.Replace(string(b), `"status": "created"`, `"status": "removing"`, 1)
+	if marked == string(b) {
+		t.Fatalf("state.json has no created status: %s", b)
+	}
+	if err := os.WriteFile(path, []byte(marked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := e.run("start", id); code != 4 || !strings.Contains(errOut, "being removed") {
+		t.Fatalf("start of a container being removed: exit %d, %q; want 4 and a line that says so", code, errOut)
+	}
+	e.must("rm", "-f", id)
+	if ids := e.must("ps", "-aq"); ids != "" {
+		t.Fatalf("rm -f left %s", ids)
+	}
+}
