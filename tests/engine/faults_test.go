@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -238,5 +239,42 @@ func TestStartAfterInterruptedRemove(t *testing.T) {
 	e.must("rm", "-f", id)
 	if ids := e.must("ps", "-aq"); ids != "" {
 		t.Fatalf("rm -f left %s", ids)
+	}
+}
+
+// TestStopAfterMonitorKilled: when a container's monitor was killed, stop
+// releases what the monitor would have released at the exit — the root
+// file system's mount, the network namespace, the endpoint with its
+// published port — instead of leaving them until rm. The container then
+// starts again.
+func TestStopAfterMonitorKilled(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	id := e.must("run", "-d", "-p", fmt.Sprintf("%d:80", port), img, "sleep", "600")
+	statePath := filepath.Join(e.root, "containers", id, "state.json")
+	var st struct {
+		Monitor struct{ Pid int } `json:"monitor"`
+	}
+	b, _ := os.ReadFile(statePath)
+	if err := json.Unmarshal(b, &st); err != nil || st.Monitor.Pid == 0 {
+		t.Fatalf("state.json: no monitor PID (%v): %s", err, b)
+	}
+	syscall.Kill(st.Monitor.Pid, syscall.SIGKILL)
+	e.must("stop", "-t", "1", id)
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), id) {
+		t.Errorf("stop left the container's mounts")
+	}
+	if b, _ := os.ReadFile(statePath); strings.Contains(string(b), `"endpoints"`) {
+		t.Errorf("stop left the container's endpoints: %s", b)
+	}
+	e.must("start", id)
+	if got := e.must("port", id); !strings.Contains(got, strconv.Itoa(port)) {
+		t.Errorf("port after a new start: %q, want %d", got, port)
 	}
 }
