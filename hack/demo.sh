@@ -165,7 +165,7 @@ kill -9 "$(b inspect -f '{{.State.Pid}}' "$id")"
 # healed: slot 2's killed replica is in the history and the service is
 # ready again.
 healed() {
-  b service ps web --format '{{.Error}}' | grep -q 'exited with status 137' &&
+  b service ps web --format '{{.Error}}' | grep 'exited with status 137' >/dev/null &&
     [ "$(b service ls --filter name=web --format '{{.Replicas}}')" = 3/3 ]
 }
 deadline=$((start + 30000000))
