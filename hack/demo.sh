@@ -6,16 +6,21 @@
 # 64 MiB memory limit, and shows it from the host: the page, `berth ps`,
 # the limit as the container sees it, `berth logs`. Then it removes the
 # container and serves the same page from a new one on the same volume.
-# Last, it builds examples/build (a Containerfile in two stages on that
+# Then it builds examples/build (a Containerfile in two stages on that
 # image) with `berth build`, twice (the second time from the cache), and
-# serves the site it made.
+# serves the site it made. Last, a service: three nginx replicas that berth
+# keeps running (one is killed with kill -9 and replaced), updates one at a
+# time, scales, and rolls back after an update to a missing image paused;
+# and a one-replica service with a published port.
 #
 #   hack/install-deps.sh && make build && hack/demo.sh     (as root)
 #
 # It uses a berth root of its own (a temporary directory, removed at the
 # end) with its own bridge (bdemo0), nftables table (bdemo) and subnet
-# (10.177.0.0/24), so it leaves a user's berth alone; the host port is the
-# first free one from 8080.
+# (10.177.0.0/24, or the next one the host does not route), so it leaves a
+# user's berth alone; the host port is the first free one from 8080. The
+# service commands start that root's control plane (`berth serve`) in the
+# background; the demo stops it at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 berth=$here/bin/berth
@@ -23,11 +28,27 @@ berth=$here/bin/berth
 [ -x "$berth" ] || { echo "demo: build first: make build" >&2; exit 2; }
 command -v curl >/dev/null || { echo "demo: needs curl (hack/install-deps.sh installs it)" >&2; exit 2; }
 
+# The subnet is 10.177.0.0/24 unless the host already routes it (another
+# bridge, a VPN): then the next 10.N.0.0/24 that it does not.
+subnet=
+for n in $(seq 177 199); do
+  if [ -z "$(ip -4 route show match "10.$n.0.1" | grep -v '^default')" ]; then subnet=10.$n.0.0/24; break; fi
+done
+[ -n "$subnet" ] || { echo "demo: 10.177.0.0/24 to 10.199.0.0/24 are all routed on this host; free one" >&2; exit 2; }
 root=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-demo.XXXXXX")
-printf '[network]\nprefix = "bdemo"\ndefault_subnet = "10.177.0.0/24"\n' >"$root/berth.toml"
+printf '[network]\nprefix = "bdemo"\ndefault_subnet = "%s"\n' "$subnet" >"$root/berth.toml"
 b() { "$berth" --root "$root" "$@"; }
 cleanup() {
   set +e
+  # The control plane first, so that it starts no replica again; then every
+  # container, the services' replicas too.
+  local pid
+  pid=$(cat "$root/serve.lock" 2>/dev/null)
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--root $root serve"; then
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  fi
   for id in $(b ps -aq 2>/dev/null); do b rm -f "$id" >/dev/null 2>&1; done
   b volume rm site >/dev/null 2>&1
   awk -v d="$root/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
@@ -122,3 +143,91 @@ say "berth exec site cat build.txt"
 b exec site cat build.txt
 say "berth rm -f site"
 b rm -f site
+
+echo
+echo "== a service: replicas that berth keeps running, rolls out, scales and rolls back"
+echo "(the first service command starts this root's control plane, berth serve, in the background)"
+say "berth service create --name web --replicas 3 localhost/nginx"
+b service create --name web --replicas 3 localhost/nginx
+say "berth service ls"
+b service ls
+say "berth service ps web"
+b service ps web
+
+echo
+echo "== break it: kill -9 one replica's nginx from the host; the service replaces it"
+say "berth ps --filter label=berth.service.name=web"
+b ps --filter label=berth.service.name=web
+id=$(b ps -q --filter label=berth.service.name=web --filter label=berth.task.slot=2)
+say "kill -9 \$(berth inspect -f '{{.State.Pid}}' $id)     # web.2"
+start=${EPOCHREALTIME/./}
+kill -9 "$(b inspect -f '{{.State.Pid}}' "$id")"
+# healed: slot 2's killed replica is in the history and the service is
+# ready again.
+healed() {
+  b service ps web --format '{{.Error}}' | grep 'exited with status 137' >/dev/null &&
+    [ "$(b service ls --filter name=web --format '{{.Replicas}}')" = 3/3 ]
+}
+deadline=$((start + 30000000))
+until healed; do
+  [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || { echo "demo: web did not heal within 30 s:" >&2; b service ps web >&2; exit 1; }
+  sleep 0.1
+done
+printf 'web is 3/3 ready again %d ms after the kill\n' $(((${EPOCHREALTIME/./} - start) / 1000))
+say "berth service ps web     # the killed one exited with status 137; a new one took its slot"
+b service ps web
+
+echo
+echo "== an update is a new revision, rolled out one replica at a time"
+say "berth service update --env-add GREETING=hi web"
+b service update --env-add GREETING=hi web
+say "berth ps --filter label=berth.service.name=web --format 'table {{.Names}}\t{{.Label \"berth.revision\"}}\t{{.Status}}'"
+b ps --filter label=berth.service.name=web --format 'table {{.Names}}\t{{.Label "berth.revision"}}\t{{.Status}}'
+one=$(b ps --filter label=berth.service.name=web --filter label=berth.task.slot=1 --format '{{.Names}}')
+say "berth exec $one printenv GREETING"
+b exec "$one" printenv GREETING
+
+echo
+echo "== scale it up and down"
+say "berth service scale web=5"
+b service scale web=5
+say "berth service ls"
+b service ls
+say "berth service scale web=2"
+b service scale web=2
+say "berth service ls"
+b service ls
+
+echo
+echo "== a broken update pauses; the replicas it did not reach keep serving; roll back"
+say "berth service update --image localhost/nope web     # an image that is nowhere"
+status=0
+b service update --image localhost/nope web || status=$?
+echo "(exit status $status)"
+[ "$status" != 0 ] || { echo "demo: the update to a missing image did not fail" >&2; exit 1; }
+say "berth service ls"
+b service ls
+say "berth ps --filter label=berth.service.name=web"
+b ps --filter label=berth.service.name=web
+old=$(b ps -q --filter label=berth.service.name=web | head -n 1)
+ip=$(b inspect -f '{{.NetworkSettings.IPAddress}}' "$old")
+say "curl http://$ip/     # an old replica, at its address on the bridge"
+curl -sS --max-time 5 "http://$ip/"
+say "berth service rollback web"
+b service rollback web
+say "berth service ls"
+b service ls
+
+echo
+echo "== a service of one replica publishes its port (load balancing over replicas comes later)"
+say "berth service create --name page -p $port:80 localhost/nginx"
+b service create --name page -p "$port:80" localhost/nginx
+serving "$(b ps -q --filter label=berth.service.name=page)"
+say "curl http://127.0.0.1:$port/"
+curl -sS "http://127.0.0.1:$port/"
+say "berth service ls"
+b service ls
+say "berth service rm web page"
+b service rm web page
+say "berth service ls"
+b service ls
