@@ -28,6 +28,7 @@ type serviceFlags struct {
 	healthInterval, healthTimeout, healthStart                 time.Duration
 	healthRetries, restartMaxAttempts                          int
 	restartDelay, restartWindow, stopGrace, minReady           time.Duration
+	progressDeadline                                           time.Duration
 	update, rollback                                           updateFlags
 	detach                                                     bool
 }
@@ -72,6 +73,7 @@ func (s *serviceFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.restartMaxAttempts, "restart-max-attempts", 0, "replacements allowed within --restart-window (0: no bound)")
 	f.DurationVar(&s.restartWindow, "restart-window", 0, "span --restart-max-attempts counts over")
 	f.DurationVar(&s.minReady, "min-ready", 0, "time a new replica must stay ready to count as available")
+	f.DurationVar(&s.progressDeadline, "progress-deadline", 0, "time a rollout may go without a new replica becoming available before it fails (default 10m)")
 	f.StringArrayVarP(&s.labels, "label", "l", nil, "service label KEY=VALUE")
 	f.StringArrayVar(&s.ctrLabels, "container-label", nil, "label of the replicas' containers KEY=VALUE")
 	f.BoolVarP(&s.detach, "detach", "d", false, "return at once instead of waiting until the service converged")
@@ -206,6 +208,9 @@ func (s *serviceFlags) apply(cmd *cobra.Command, svc *api.Service) error {
 	}
 	if set("min-ready") {
 		spec.MinReady = api.Duration(s.minReady)
+	}
+	if set("progress-deadline") {
+		spec.ProgressDeadline = api.Duration(s.progressDeadline)
 	}
 	var err error
 	if set("label") {

@@ -33,6 +33,8 @@ func TestServiceFlags(t *testing.T) {
 			`{"replicas":3,"template":{"image":"img","resources":{"limits":{},"reservations":{}}},"update":{},"rollback":{},"restart":{"backoff":{}},"ports":[{"protocol":"tcp","targetPort":80,"publishedPort":8080},{"protocol":"udp","targetPort":53}]}`},
 		{"resources", []string{"--limit-cpu", "1.5", "--limit-memory", "256m", "--reserve-cpu", "0.5", "--reserve-memory", "64m"},
 			`{"template":{"image":"img","resources":{"limits":{"nanoCPUs":1500000000,"memoryBytes":268435456},"reservations":{"nanoCPUs":500000000,"memoryBytes":67108864}}},"update":{},"rollback":{},"restart":{"backoff":{}}}`},
+		{"progress deadline", []string{"--min-ready", "1s", "--progress-deadline", "30s"},
+			`{"template":{"image":"img","resources":{"limits":{},"reservations":{}}},"update":{},"rollback":{},"restart":{"backoff":{}},"minReady":"1s","progressDeadline":"30s"}`},
 		{"update and restart", []string{"--update-parallelism", "2", "--update-delay", "10s", "--update-order", "start-first", "--update-failure-action", "rollback", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "3", "--restart-condition", "on-failure", "--restart-delay", "1s", "--stop-grace-period", "30s"},
 			`{"template":{"image":"img","resources":{"limits":{},"reservations":{}},"stopGracePeriod":"30s"},"update":{"parallelism":2,"delay":"10s","order":"start-first","failureAction":"rollback","maxFailureRatio":0.5},"rollback":{"parallelism":3},"restart":{"condition":"on-failure","delay":"1s","backoff":{}}}`},
 		{"probes", []string{"--health-cmd", "true", "--health-interval", "2s", "--readiness-http", "80:/ready"},
