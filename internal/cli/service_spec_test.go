@@ -87,3 +87,25 @@ func TestServiceFlagsUpdateKeeps(t *testing.T) {
 		t.Fatalf("editList = %q", got)
 	}
 }
+
+// converge counts the ready replicas of the service's template but looks
+// for rejected ones among those of the template the command wrote, which
+// an automatic rollback replaced by the old one.
+func TestTally(t *testing.T) {
+	old, broken := api.TaskTemplate{Image: "img"}, api.TaskTemplate{Image: "nope"}
+	task := func(tpl api.TaskTemplate, desired, state api.TaskState, msg string) api.Task {
+		return api.Task{Template: tpl, DesiredState: desired, Status: api.TaskStatus{State: state, Message: msg}}
+	}
+	tasks := []api.Task{
+		task(old, api.TaskRunning, api.TaskReady, ""),
+		task(old, api.TaskRunning, api.TaskRunning, ""),
+		task(old, api.TaskShutdown, api.TaskReady, ""),
+		task(broken, api.TaskShutdown, api.TaskRejected, "no such image"),
+	}
+	if ready, rejected := tally(tasks, old.Hash(), broken.Hash()); ready != 1 || rejected != "no such image" {
+		t.Errorf("after a rollback from the broken template: %d ready, rejected %q; want 1 and its reason", ready, rejected)
+	}
+	if ready, rejected := tally(tasks, old.Hash(), old.Hash()); ready != 1 || rejected != "" {
+		t.Errorf("of the old template: %d ready, rejected %q; want 1 and none", ready, rejected)
+	}
+}
