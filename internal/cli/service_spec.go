@@ -304,11 +304,18 @@ func serviceMount(m container.Mount) api.Mount {
 }
 
 // editList removes the entries whose key is in rm from list and then adds
-// add, replacing entries of the same key (--env-add/--env-rm).
+// add, replacing in place an entry of the same key (--env-add/--env-rm):
+// adding what is there already keeps the list, and so the template, as it
+// was.
 func editList(list, add, rm []string) []string {
 	key := func(s string) string { k, _, _ := strings.Cut(s, "="); return k }
-	out := slices.DeleteFunc(slices.Clone(list), func(e string) bool {
-		return slices.Contains(rm, key(e)) || slices.ContainsFunc(add, func(a string) bool { return key(a) == key(e) })
-	})
-	return append(out, add...)
+	out := slices.DeleteFunc(slices.Clone(list), func(e string) bool { return slices.Contains(rm, key(e)) })
+	for _, a := range add {
+		if i := slices.IndexFunc(out, func(e string) bool { return key(e) == key(a) }); i >= 0 {
+			out[i] = a
+		} else {
+			out = append(out, a)
+		}
+	}
+	return out
 }

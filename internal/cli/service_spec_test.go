@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
@@ -85,6 +86,9 @@ func TestServiceFlagsUpdateKeeps(t *testing.T) {
 	}
 	if got := editList([]string{"A=1", "B=2"}, []string{"B=3", "C=4"}, []string{"A"}); len(got) != 2 || got[0] != "B=3" || got[1] != "C=4" {
 		t.Fatalf("editList = %q", got)
+	}
+	if got := editList([]string{"A=1", "B=2"}, []string{"A=1"}, nil); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Fatalf("adding what is there: editList = %q, want the list as it was", got)
 	}
 }
 
