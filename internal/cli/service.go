@@ -102,7 +102,7 @@ func newServiceCreate(g *globals) *cobra.Command {
 			if s.detach {
 				return nil
 			}
-			return converge(cmd.Context(), c, out.Name, out.Generation, false)
+			return converge(cmd.Context(), c, out, false)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -151,7 +151,7 @@ func newServiceUpdate(g *globals) *cobra.Command {
 			if s.detach || out.Generation == svc.Generation {
 				return nil
 			}
-			return converge(cmd.Context(), c, out.Name, out.Generation, false)
+			return converge(cmd.Context(), c, out, false)
 		},
 	}
 	f := cmd.Flags()
@@ -201,7 +201,7 @@ func newServiceScale(g *globals) *cobra.Command {
 				}
 				fmt.Printf("%s scaled to %d\n", name, want[name])
 				if !detach {
-					if err := converge(cmd.Context(), c, name, out.Generation, false); err != nil {
+					if err := converge(cmd.Context(), c, out, false); err != nil {
 						return err
 					}
 				}
@@ -236,7 +236,7 @@ func newServiceRollback(g *globals) *cobra.Command {
 			if detach {
 				return nil
 			}
-			return converge(cmd.Context(), c, out.Name, out.Generation, true)
+			return converge(cmd.Context(), c, out, true)
 		},
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return at once instead of waiting until the rollback converged")
@@ -273,12 +273,15 @@ func newServiceRm(g *globals) *cobra.Command {
 	}
 }
 
-// converge waits until the service called name converged on generation
-// gen — its tasks of the current revision ready as many as wanted, no
-// rollout in progress — printing progress; a rollout that paused or rolled
-// back (for a rollback: that paused) is a one-line error.
-func converge(ctx context.Context, c *server.Client, name string, gen int64, rollback bool) error {
-	last := ""
+// converge waits until service out, as the command wrote it, converged on
+// its generation — its tasks of the current revision ready as many as
+// wanted, no rollout in progress — printing progress; a rollout that paused
+// or rolled back (for a rollback: that paused) is a one-line error.
+func converge(ctx context.Context, c *server.Client, out api.Service, rollback bool) error {
+	name, gen, last := out.Name, out.Generation, ""
+	// Rejected replicas are looked for among those of the template the
+	// command wrote: an automatic rollback puts the old one back.
+	asked := out.Spec.Template.Hash()
 	for {
 		svc, err := c.Service(ctx, name)
 		if err != nil {
@@ -291,18 +294,7 @@ func converge(ctx context.Context, c *server.Client, name string, gen int64, rol
 		st := svc.Status
 		// By template, not revision number: a rollback's revision keeps
 		// the tasks of the older one with the same template.
-		ready, rejected, hash := 0, "", svc.Spec.Template.Hash()
-		for _, t := range tasks {
-			if t.Template.Hash() != hash {
-				continue
-			}
-			switch {
-			case t.DesiredState == api.TaskRunning && t.Status.State == api.TaskReady:
-				ready++
-			case t.Status.State == api.TaskRejected:
-				rejected = t.Status.Message
-			}
-		}
+		ready, rejected := tally(tasks, svc.Spec.Template.Hash(), asked)
 		if st.ObservedGeneration >= gen {
 			if err := rolloutError(name, st, rollback, rejected); err != nil {
 				return err
@@ -323,6 +315,20 @@ func converge(ctx context.Context, c *server.Client, name string, gen int64, rol
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// tally counts the ready tasks of the template whose hash is current and
+// returns why a task of the template hashed asked was rejected, if one was.
+func tally(tasks []api.Task, current, asked string) (ready int, rejected string) {
+	for _, t := range tasks {
+		switch h := t.Template.Hash(); {
+		case h == current && t.DesiredState == api.TaskRunning && t.Status.State == api.TaskReady:
+			ready++
+		case h == asked && t.Status.State == api.TaskRejected:
+			rejected = t.Status.Message
+		}
+	}
+	return ready, rejected
 }
 
 // rolloutError says why a service's rollout will not converge by itself:

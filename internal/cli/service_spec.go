@@ -28,6 +28,7 @@ type serviceFlags struct {
 	healthInterval, healthTimeout, healthStart                 time.Duration
 	healthRetries, restartMaxAttempts                          int
 	restartDelay, restartWindow, stopGrace, minReady           time.Duration
+	progressDeadline                                           time.Duration
 	update, rollback                                           updateFlags
 	detach                                                     bool
 }
@@ -72,6 +73,7 @@ func (s *serviceFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.restartMaxAttempts, "restart-max-attempts", 0, "replacements allowed within --restart-window (0: no bound)")
 	f.DurationVar(&s.restartWindow, "restart-window", 0, "span --restart-max-attempts counts over")
 	f.DurationVar(&s.minReady, "min-ready", 0, "time a new replica must stay ready to count as available")
+	f.DurationVar(&s.progressDeadline, "progress-deadline", 0, "time a rollout may go without a new replica becoming available before it fails (default 10m)")
 	f.StringArrayVarP(&s.labels, "label", "l", nil, "service label KEY=VALUE")
 	f.StringArrayVar(&s.ctrLabels, "container-label", nil, "label of the replicas' containers KEY=VALUE")
 	f.BoolVarP(&s.detach, "detach", "d", false, "return at once instead of waiting until the service converged")
@@ -207,6 +209,9 @@ func (s *serviceFlags) apply(cmd *cobra.Command, svc *api.Service) error {
 	if set("min-ready") {
 		spec.MinReady = api.Duration(s.minReady)
 	}
+	if set("progress-deadline") {
+		spec.ProgressDeadline = api.Duration(s.progressDeadline)
+	}
 	var err error
 	if set("label") {
 		if svc.Labels, err = keyValues("--label", s.labels); err != nil {
@@ -299,11 +304,18 @@ func serviceMount(m container.Mount) api.Mount {
 }
 
 // editList removes the entries whose key is in rm from list and then adds
-// add, replacing entries of the same key (--env-add/--env-rm).
+// add, replacing in place an entry of the same key (--env-add/--env-rm):
+// adding what is there already keeps the list, and so the template, as it
+// was.
 func editList(list, add, rm []string) []string {
 	key := func(s string) string { k, _, _ := strings.Cut(s, "="); return k }
-	out := slices.DeleteFunc(slices.Clone(list), func(e string) bool {
-		return slices.Contains(rm, key(e)) || slices.ContainsFunc(add, func(a string) bool { return key(a) == key(e) })
-	})
-	return append(out, add...)
+	out := slices.DeleteFunc(slices.Clone(list), func(e string) bool { return slices.Contains(rm, key(e)) })
+	for _, a := range add {
+		if i := slices.IndexFunc(out, func(e string) bool { return key(e) == key(a) }); i >= 0 {
+			out[i] = a
+		} else {
+			out = append(out, a)
+		}
+	}
+	return out
 }

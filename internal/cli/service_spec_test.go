@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
@@ -33,6 +34,8 @@ func TestServiceFlags(t *testing.T) {
 			`{"replicas":3,"template":{"image":"img","resources":{"limits":{},"reservations":{}}},"update":{},"rollback":{},"restart":{"backoff":{}},"ports":[{"protocol":"tcp","targetPort":80,"publishedPort":8080},{"protocol":"udp","targetPort":53}]}`},
 		{"resources", []string{"--limit-cpu", "1.5", "--limit-memory", "256m", "--reserve-cpu", "0.5", "--reserve-memory", "64m"},
 			`{"template":{"image":"img","resources":{"limits":{"nanoCPUs":1500000000,"memoryBytes":268435456},"reservations":{"nanoCPUs":500000000,"memoryBytes":67108864}}},"update":{},"rollback":{},"restart":{"backoff":{}}}`},
+		{"progress deadline", []string{"--min-ready", "1s", "--progress-deadline", "30s"},
+			`{"template":{"image":"img","resources":{"limits":{},"reservations":{}}},"update":{},"rollback":{},"restart":{"backoff":{}},"minReady":"1s","progressDeadline":"30s"}`},
 		{"update and restart", []string{"--update-parallelism", "2", "--update-delay", "10s", "--update-order", "start-first", "--update-failure-action", "rollback", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "3", "--restart-condition", "on-failure", "--restart-delay", "1s", "--stop-grace-period", "30s"},
 			`{"template":{"image":"img","resources":{"limits":{},"reservations":{}},"stopGracePeriod":"30s"},"update":{"parallelism":2,"delay":"10s","order":"start-first","failureAction":"rollback","maxFailureRatio":0.5},"rollback":{"parallelism":3},"restart":{"condition":"on-failure","delay":"1s","backoff":{}}}`},
 		{"probes", []string{"--health-cmd", "true", "--health-interval", "2s", "--readiness-http", "80:/ready"},
@@ -83,5 +86,30 @@ func TestServiceFlagsUpdateKeeps(t *testing.T) {
 	}
 	if got := editList([]string{"A=1", "B=2"}, []string{"B=3", "C=4"}, []string{"A"}); len(got) != 2 || got[0] != "B=3" || got[1] != "C=4" {
 		t.Fatalf("editList = %q", got)
+	}
+	if got := editList([]string{"A=1", "B=2"}, []string{"A=1"}, nil); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Fatalf("adding what is there: editList = %q, want the list as it was", got)
+	}
+}
+
+// converge counts the ready replicas of the service's template but looks
+// for rejected ones among those of the template the command wrote, which
+// an automatic rollback replaced by the old one.
+func TestTally(t *testing.T) {
+	old, broken := api.TaskTemplate{Image: "img"}, api.TaskTemplate{Image: "nope"}
+	task := func(tpl api.TaskTemplate, desired, state api.TaskState, msg string) api.Task {
+		return api.Task{Template: tpl, DesiredState: desired, Status: api.TaskStatus{State: state, Message: msg}}
+	}
+	tasks := []api.Task{
+		task(old, api.TaskRunning, api.TaskReady, ""),
+		task(old, api.TaskRunning, api.TaskRunning, ""),
+		task(old, api.TaskShutdown, api.TaskReady, ""),
+		task(broken, api.TaskShutdown, api.TaskRejected, "no such image"),
+	}
+	if ready, rejected := tally(tasks, old.Hash(), broken.Hash()); ready != 1 || rejected != "no such image" {
+		t.Errorf("after a rollback from the broken template: %d ready, rejected %q; want 1 and its reason", ready, rejected)
+	}
+	if ready, rejected := tally(tasks, old.Hash(), old.Hash()); ready != 1 || rejected != "" {
+		t.Errorf("of the old template: %d ready, rejected %q; want 1 and none", ready, rejected)
 	}
 }

@@ -11,17 +11,12 @@ import (
 // rollout replaces the tasks of other revisions by tasks of the target
 // one, within the bounds of the update (or rollback) config, and judges the
 // rollout: completed, or failed and then paused, continued or rolled back.
+// A paused one that is complete after all (its last new replica became
+// available after it paused) is completed too.
 func (p *pass) rollout(ctx context.Context) error {
-	if p.paused() {
-		return nil
-	}
 	st := &p.v.svc.Status
-	rollingBack := st.Update == api.UpdateRollbackStarted
-	cfg := p.v.spec.Update
-	if rollingBack {
-		cfg = p.v.spec.Rollback
-	}
-	if st.Update == api.UpdateUpdating || rollingBack {
+	rollingBack := st.Update == api.UpdateRollbackStarted || st.Update == api.UpdateRollbackPaused
+	if st.Update == api.UpdateUpdating || st.Update == api.UpdateRollbackStarted || p.paused() {
 		if p.complete() {
 			st.Update, st.Message, st.UpdateEnd = api.UpdateCompleted, "update completed", p.now
 			if rollingBack {
@@ -29,6 +24,15 @@ func (p *pass) rollout(ctx context.Context) error {
 			}
 			return p.c.commit(ctx, p.v, nil)
 		}
+	}
+	if p.paused() {
+		return nil
+	}
+	cfg := p.v.spec.Update
+	if rollingBack {
+		cfg = p.v.spec.Rollback
+	}
+	if st.Update == api.UpdateUpdating || rollingBack {
 		if msg := p.judge(cfg); msg != "" && cfg.FailureAction != api.FailureContinue {
 			return p.fail(ctx, cfg, msg)
 		}

@@ -140,6 +140,42 @@ func TestBrokenRevision(t *testing.T) {
 	}
 }
 
+// A rollout (or rollback) that paused at its progress deadline, and whose
+// last new replica becomes ready after that, is complete: it says so.
+func TestPausedRolloutCompletes(t *testing.T) {
+	for _, tt := range []struct {
+		action       api.FailureAction
+		slow         string // the image whose replica is ready late
+		paused, done api.UpdateState
+	}{
+		{api.FailurePause, "slow", api.UpdatePaused, api.UpdateCompleted},
+		{api.FailureRollback, "nginx:1", api.UpdateRollbackPaused, api.UpdateRollbackCompleted},
+	} {
+		t.Run(string(tt.action), func(t *testing.T) {
+			e := newEnv(t)
+			e.run.neverReady["slow"] = true
+			e.start()
+			e.create("web", 1, "nginx:1", func(s *api.ServiceSpec) {
+				s.Update.FailureAction = tt.action
+				s.ProgressDeadline = api.Duration(100 * time.Millisecond)
+			})
+			eventually(t, "first revision", e.converged("web", 1, "nginx:1"))
+			e.run.mu.Lock()
+			e.run.neverReady["nginx:1"] = true // from now on: the rollback's replica too
+			e.run.mu.Unlock()
+			e.update("web", "slow")
+			e.updateState("web", tt.paused)
+			for _, tk := range e.wanted("web") {
+				if tk.Template.Image == tt.slow {
+					e.run.setReady(tk.ID, true)
+				}
+			}
+			e.updateState("web", tt.done)
+			eventually(t, "converged", e.converged("web", 1, tt.slow))
+		})
+	}
+}
+
 func TestManualRollback(t *testing.T) {
 	e := newEnv(t)
 	e.start()
