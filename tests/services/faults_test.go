@@ -218,6 +218,45 @@ func TestConcurrentUpdates(t *testing.T) {
 	}
 }
 
+// TestConcurrentLabelUpdates runs four updates of different labels at
+// once: each that exits 0 has its label stored (none is lost), the other
+// gets the one-line conflict.
+func TestConcurrentLabelUpdates(t *testing.T) {
+	e := newEnv(t)
+	e.ok(e.sleeper("web", 1)...)
+	conflicts := 0
+	for round := range 6 {
+		codes := make([]int, 4)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var out, errOut string
+				codes[i], out, errOut = e.start("service", "update", "--label-add", fmt.Sprintf("k%d%d=v", round, i), "web")()
+				if codes[i] != 0 && (codes[i] != 4 || errOut == "" || strings.Contains(errOut, "\n")) {
+					t.Errorf("round %d: update %d: exit %d: %q\n%s", round, i, codes[i], errOut, out)
+				}
+			}()
+		}
+		wg.Wait()
+		labels := e.service("web").Labels
+		for i, code := range codes {
+			k := fmt.Sprintf("k%d%d", round, i)
+			switch {
+			case code == 0 && labels[k] != "v":
+				t.Errorf("round %d: the update of %s exited 0 but its label is lost: %v", round, k, labels)
+			case code == 4:
+				conflicts++
+				if _, ok := labels[k]; ok {
+					t.Errorf("round %d: the update of %s failed but its label is stored: %v", round, k, labels)
+				}
+			}
+		}
+	}
+	t.Logf("%d conflicts in 6 rounds of 4 updates", conflicts)
+}
+
 // TestRemovedReplicaReplaced removes a replica's container by hand: its
 // slot gets a new one.
 func TestRemovedReplicaReplaced(t *testing.T) {
