@@ -64,8 +64,8 @@ func (c *Client) Create(ctx context.Context, svc api.Service) (api.Service, erro
 }
 
 // Update replaces the spec and labels of the service svc names, if its
-// generation is still svc.Generation; otherwise it fails with
-// errdefs.ErrConflict.
+// generation is still svc.Generation and (when set) it was last written
+// at svc.UpdatedAt; otherwise it fails with errdefs.ErrConflict.
 func (c *Client) Update(ctx context.Context, svc api.Service) (api.Service, error) {
 	var out api.Service
 	return out, c.do(ctx, http.MethodPut, servicePath(svc.Name, ""), svc, &out)

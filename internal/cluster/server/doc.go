@@ -25,9 +25,9 @@
 // of the same class, so that the command line exits as it would have in
 // process.
 //
-// An update carries the Generation its sender read; if the service changed
-// since, the update fails with errdefs.ErrConflict ("service web was
-// changed by someone else; try again") and writes nothing. Writes to the
-// store are compare-and-swap on the key's revision, so two servers on one
-// etcd keep the same promise.
+// An update carries the Generation and UpdatedAt its sender read; if the
+// service changed since (its spec or its labels), the update fails with
+// errdefs.ErrConflict ("service web was changed by someone else; try
+// again") and writes nothing. Writes to the store are compare-and-swap on
+// the key's revision, so two servers on one etcd keep the same promise.
 package server

@@ -130,6 +130,31 @@ func TestUpdateAfterStatusWrite(t *testing.T) {
 	}
 }
 
+// A change of the labels alone keeps the generation but is a change all
+// the same: an update from a read before it is refused and writes nothing,
+// so that two updates of different labels cannot both succeed with one
+// of them lost.
+func TestUpdateAfterLabelChange(t *testing.T) {
+	c, _ := start(t)
+	ctx := context.Background()
+	svc, err := c.Create(ctx, web("busybox", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := svc, svc
+	first.Labels = map[string]string{"a": "1"}
+	if got, err := c.Update(ctx, first); err != nil || got.Generation != 1 {
+		t.Fatalf("labels update = %+v, %v: want generation 1 kept", got, err)
+	}
+	second.Labels = map[string]string{"b": "2"}
+	if _, err := c.Update(ctx, second); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("update from a read before the labels changed: %v, want a conflict", err)
+	}
+	if got, err := c.Service(ctx, "web"); err != nil || len(got.Labels) != 1 || got.Labels["a"] != "1" {
+		t.Fatalf("stored labels %v, %v: want a=1 alone", got.Labels, err)
+	}
+}
+
 // putStatus changes the stored service as a controller would.
 func putStatus(t *testing.T, st store.Store, change func(*api.Service)) {
 	t.Helper()

@@ -162,7 +162,9 @@ func (s *Server) update(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	svc, err := s.modify(r.Context(), name, func(svc *api.Service) (bool, error) {
-		if svc.Generation != in.Generation {
+		// A labels-only write keeps the generation but not UpdatedAt:
+		// an update read before it would lose it.
+		if svc.Generation != in.Generation || (!in.UpdatedAt.IsZero() && !in.UpdatedAt.Equal(svc.UpdatedAt)) {
 			return false, fmt.Errorf("service %s was changed by someone else; try again: %w", name, errdefs.ErrConflict)
 		}
 		specChanged := !sameJSON(svc.Spec, in.Spec)
