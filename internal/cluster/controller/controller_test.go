@@ -296,3 +296,21 @@ func TestAdoptAndCollect(t *testing.T) {
 		return len(e.tasks("db")) == 0 && len(kvs) == 0, fmt.Sprint(len(e.tasks("db")), " tasks ", len(kvs), " revisions")
 	})
 }
+
+// TestAdoptCreatedNotStarted: a controller killed between creating a
+// replica's container and starting it left it created; the next one starts
+// it rather than waiting for it forever.
+func TestAdoptCreatedNotStarted(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	e.create("web", 2, "nginx:1", nil)
+	eventually(t, "web", e.converged("web", 2, "nginx:1"))
+	stop()
+	before := e.run.ensured
+	e.run.unstart(e.slotTask("web", 1).ID)
+	e.start()
+	eventually(t, "the created replica started", e.converged("web", 2, "nginx:1"))
+	if n := e.run.ensured - before; n != 0 {
+		t.Errorf("%d containers created, want none (the created one is started)", n)
+	}
+}

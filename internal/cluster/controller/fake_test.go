@@ -42,6 +42,12 @@ func (f *fakeRunner) Ensure(_ context.Context, t api.Task) (api.TaskStatus, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if ft, ok := f.tasks[t.ID]; ok {
+		if ft.status.State == api.TaskStarting { // created, not started: start it
+			now := time.Now()
+			ft.status.State, ft.status.Timestamp, ft.status.StartedAt = api.TaskRunning, now, now
+			f.emitLocked(api.ActionStarted, ft.status)
+			time.AfterFunc(20*time.Millisecond, func() { f.setReady(t.ID, true) })
+		}
 		return ft.status, nil
 	}
 	if t.Template.Image == "missing" {
@@ -207,6 +213,15 @@ func (f *fakeRunner) containers() []fakeTask {
 		out = append(out, *ft)
 	}
 	return out
+}
+
+// unstart turns a task's container into one created and never started, as
+// a controller killed between the two leaves it.
+func (f *fakeRunner) unstart(taskID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ft := f.tasks[taskID]
+	ft.status.State, ft.status.StartedAt = api.TaskStarting, time.Time{}
 }
 
 // addOrphan adds a container whose task no store holds.

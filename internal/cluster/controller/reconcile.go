@@ -132,7 +132,8 @@ func (p *pass) syncRevision(ctx context.Context) error {
 }
 
 // run places the tasks that wait for a node and Ensures those placed that
-// no Runner has reported yet.
+// no Runner has reported yet, or reported created and not started (a
+// controller killed between the two leaves such a container).
 func (p *pass) run(ctx context.Context) error {
 	var pending []*taskKV
 	for _, t := range p.v.active() {
@@ -152,7 +153,7 @@ func (p *pass) run(ctx context.Context) error {
 		if t.NodeID == "" {
 			continue
 		}
-		if _, ok := p.c.obs.get(t.ID); ok {
+		if st, ok := p.c.obs.get(t.ID); ok && st.State != api.TaskStarting {
 			continue
 		}
 		r, ok := p.c.runners[t.NodeID]
