@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
@@ -18,9 +19,14 @@ func (p *pass) rollout(ctx context.Context) error {
 	rollingBack := st.Update == api.UpdateRollbackStarted || st.Update == api.UpdateRollbackPaused
 	if st.Update == api.UpdateUpdating || st.Update == api.UpdateRollbackStarted || p.paused() {
 		if p.complete() {
+			// An automatic rollback keeps why the update failed.
+			why, _, auto := strings.Cut(st.Message, rollingBackTo)
 			st.Update, st.Message, st.UpdateEnd = api.UpdateCompleted, "update completed", p.now
 			if rollingBack {
 				st.Update, st.Message = api.UpdateRollbackCompleted, "rollback completed"
+				if auto {
+					st.Message += ": " + why
+				}
 			}
 			return p.c.commit(ctx, p.v, nil)
 		}
@@ -90,6 +96,10 @@ func (p *pass) judge(cfg api.UpdateConfig) string {
 	return fmt.Sprintf("no new replica became ready within the progress deadline (%s)", deadline)
 }
 
+// rollingBackTo ends the message of an automatic rollback, before the
+// number of the revision it goes to.
+const rollingBackTo = "; rolling back to revision "
+
 // fail applies the failure action: pause, or roll back by writing the
 // previous revision's template as the spec (as `service rollback` does).
 // A rollback that fails pauses.
@@ -101,7 +111,7 @@ func (p *pass) fail(ctx context.Context, cfg api.UpdateConfig, msg string) error
 			svc.Spec.Template = prev.Template
 			svc.Generation++
 			st.Update, st.UpdateStart, st.UpdateEnd = api.UpdateRollbackStarted, p.now, time.Time{}
-			st.Message = fmt.Sprintf("update to revision %d failed: %s; rolling back to revision %d", st.Revision, msg, prev.Number)
+			st.Message = fmt.Sprintf("update to revision %d failed: %s%s%d", st.Revision, msg, rollingBackTo, prev.Number)
 			return p.c.commit(ctx, p.v, nil)
 		}
 	}

@@ -129,7 +129,7 @@ func TestBrokenRevision(t *testing.T) {
 			} else {
 				s := e.updateState("web", api.UpdateRollbackCompleted)
 				eventually(t, "back on the first template", e.converged("web", replicas, "nginx:1"))
-				if !strings.Contains(s.Status.Message, "rollback completed") || s.Spec.Template.Image != "nginx:1" {
+				if !strings.Contains(s.Status.Message, "rollback completed: update to revision 2 failed: ") || s.Spec.Template.Image != "nginx:1" {
 					t.Errorf("status %+v, template %s", s.Status, s.Spec.Template.Image)
 				}
 			}
