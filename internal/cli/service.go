@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/cluster/server"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // newServiceCommand is berth's `service` command group (Docker's verbs).
@@ -156,6 +157,7 @@ func newServiceUpdate(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	s.register(f)
+	hideDefaults(f)
 	f.StringVar(&image, "image", "", "image of the replicas")
 	f.StringArrayVar(&args, "args", nil, "the replicas' command arguments")
 	f.StringArrayVar(&envAdd, "env-add", nil, "add or replace an environment variable KEY=VALUE")
@@ -163,6 +165,23 @@ func newServiceUpdate(g *globals) *cobra.Command {
 	f.StringArrayVar(&labelAdd, "label-add", nil, "add or replace a service label KEY=VALUE")
 	f.StringArrayVar(&labelRm, "label-rm", nil, "remove a service label KEY")
 	return cmd
+}
+
+// hideDefaults keeps help from showing create's defaults as update's: an
+// update changes only what its flags give.
+func hideDefaults(f *pflag.FlagSet) {
+	f.VisitAll(func(fl *pflag.Flag) {
+		switch fl.Value.Type() {
+		case "int", "float64", "duration":
+			fl.DefValue = "0"
+		case "bool":
+			fl.DefValue = "false"
+		case "string":
+			fl.DefValue = ""
+		default:
+			fl.DefValue = "[]"
+		}
+	})
 }
 
 func joinMap(m map[string]string) []string {
@@ -275,8 +294,9 @@ func newServiceRm(g *globals) *cobra.Command {
 
 // converge waits until service out, as the command wrote it, converged on
 // its generation — its tasks of the current revision ready as many as
-// wanted, no rollout in progress — printing progress; a rollout that paused
-// or rolled back (for a rollback: that paused) is a one-line error.
+// wanted, none taken out still stopping, no rollout in progress — printing
+// progress; a rollout that paused or that the controller rolled back (for
+// a rollback: that paused) is a one-line error.
 func converge(ctx context.Context, c *server.Client, out api.Service, rollback bool) error {
 	name, gen, last := out.Name, out.Generation, ""
 	// Rejected replicas are looked for among those of the template the
@@ -294,19 +314,27 @@ func converge(ctx context.Context, c *server.Client, out api.Service, rollback b
 		st := svc.Status
 		// By template, not revision number: a rollback's revision keeps
 		// the tasks of the older one with the same template.
-		ready, rejected := tally(tasks, svc.Spec.Template.Hash(), asked)
+		ready, stopping, rejected := tally(tasks, svc.Spec.Template.Hash(), asked)
 		if st.ObservedGeneration >= gen {
-			if err := rolloutError(name, st, rollback, rejected); err != nil {
+			// The controller's automatic rollback writes a generation of
+			// its own; a rollback state older than the command's is not
+			// this command's failure.
+			autoRollback := !rollback && svc.Generation > gen
+			if err := rolloutError(name, st, autoRollback, rejected); err != nil {
 				return err
 			}
 		}
 		want := svc.Spec.DesiredReplicas()
-		if line := fmt.Sprintf("%s: %d/%d ready", name, ready, want); line != last {
+		line := fmt.Sprintf("%s: %d/%d ready", name, ready, want)
+		if stopping > 0 {
+			line += fmt.Sprintf(", %d stopping", stopping)
+		}
+		if line != last {
 			fmt.Println(line)
 			last = line
 		}
 		busy := st.Update == api.UpdateUpdating || st.Update == api.UpdateRollbackStarted
-		if st.ObservedGeneration >= gen && !busy && ready == want {
+		if st.ObservedGeneration >= gen && !busy && ready == want && stopping == 0 {
 			return nil
 		}
 		select {
@@ -318,24 +346,27 @@ func converge(ctx context.Context, c *server.Client, out api.Service, rollback b
 }
 
 // tally counts the ready tasks of the template whose hash is current and
-// returns why a task of the template hashed asked was rejected, if one was.
-func tally(tasks []api.Task, current, asked string) (ready int, rejected string) {
+// those taken out whose process may still run, and returns why a task of
+// the template hashed asked was rejected, if one was.
+func tally(tasks []api.Task, current, asked string) (ready, stopping int, rejected string) {
 	for _, t := range tasks {
 		switch h := t.Template.Hash(); {
 		case h == current && t.DesiredState == api.TaskRunning && t.Status.State == api.TaskReady:
 			ready++
+		case t.DesiredState != api.TaskRunning && t.Status.State.Placed():
+			stopping++
 		case h == asked && t.Status.State == api.TaskRejected:
 			rejected = t.Status.Message
 		}
 	}
-	return ready, rejected
+	return ready, stopping, rejected
 }
 
 // rolloutError says why a service's rollout will not converge by itself:
-// it paused, or rolled back (unless rollback is what was asked), or its
+// it paused, or the controller rolled it back (autoRollback), or its
 // replicas cannot be started at all (rejected: a missing image, say),
 // which is the user's input to fix and so invalid (exit status 2).
-func rolloutError(name string, st api.ServiceStatus, rollback bool, rejected string) error {
+func rolloutError(name string, st api.ServiceStatus, autoRollback bool, rejected string) error {
 	class := errdefs.ErrUnavailable
 	if rejected != "" {
 		class = errdefs.ErrInvalidArgument
@@ -344,8 +375,15 @@ func rolloutError(name string, st api.ServiceStatus, rollback bool, rejected str
 	case api.UpdatePaused, api.UpdateRollbackPaused:
 		return fmt.Errorf("service %s: %s: %w", name, cmpOr(st.Message, "rollout paused, see berth service ps "+name), class)
 	case api.UpdateRollbackStarted, api.UpdateRollbackCompleted:
-		if !rollback {
-			return fmt.Errorf("service %s: rollout failed and was rolled back: %s: %w", name, cmpOr(st.Message, "see berth service ps "+name), class)
+		if autoRollback {
+			// The controller's message says which update failed and why.
+			msg, done := strings.CutPrefix(st.Message, "rollback completed: ")
+			if done {
+				msg += "; rolled back"
+			} else {
+				msg = strings.Replace(msg, "; rolling back", "; being rolled back", 1)
+			}
+			return fmt.Errorf("service %s: %s: %w", name, cmpOr(msg, "rollout failed and was rolled back, see berth service ps "+name), class)
 		}
 	case "", api.UpdateCompleted:
 		if rejected != "" {

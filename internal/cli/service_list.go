@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
 	"github.com/berth-dev/berth/internal/cluster/server"
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/filter"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -143,7 +145,7 @@ func newServicePs(g *globals) *cobra.Command {
 				}
 				state := string(t.Status.State)
 				if state != "" {
-					state = strings.ToUpper(state[:1]) + state[1:] + " " + ago(t.Status.Timestamp)
+					state = strings.ToUpper(state[:1]) + state[1:] + " " + units.HumanDuration(time.Since(t.Status.Timestamp)) + " ago"
 				}
 				if t.Status.State != api.TaskFailed && t.Status.State != api.TaskRejected && t.Status.State != api.TaskPending {
 					msg = ""
