@@ -106,10 +106,10 @@ func TestTally(t *testing.T) {
 		task(old, api.TaskShutdown, api.TaskReady, ""),
 		task(broken, api.TaskShutdown, api.TaskRejected, "no such image"),
 	}
-	if ready, rejected := tally(tasks, old.Hash(), broken.Hash()); ready != 1 || rejected != "no such image" {
-		t.Errorf("after a rollback from the broken template: %d ready, rejected %q; want 1 and its reason", ready, rejected)
+	if ready, stopping, rejected := tally(tasks, old.Hash(), broken.Hash()); ready != 1 || stopping != 1 || rejected != "no such image" {
+		t.Errorf("after a rollback from the broken template: %d ready, %d stopping, rejected %q; want 1, 1 and its reason", ready, stopping, rejected)
 	}
-	if ready, rejected := tally(tasks, old.Hash(), old.Hash()); ready != 1 || rejected != "" {
-		t.Errorf("of the old template: %d ready, rejected %q; want 1 and none", ready, rejected)
+	if ready, stopping, rejected := tally(tasks, old.Hash(), old.Hash()); ready != 1 || stopping != 1 || rejected != "" {
+		t.Errorf("of the old template: %d ready, %d stopping, rejected %q; want 1, 1 and none", ready, stopping, rejected)
 	}
 }
