@@ -204,6 +204,9 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 	if st.Status == Restarting && st.Monitor.alive() {
 		unix.Kill(st.Monitor.Pid, unix.SIGUSR1) // ends the back-off wait
 	}
+	// With its monitor killed, nobody records the exit or releases what
+	// the run holds: terminate does, once the process is gone.
+	orphan := st.Running() && !st.Monitor.alive()
 	if n, err := signal.ParseSignal(sig); err == nil {
 		e.Signal(ctx, c, n)
 	}
@@ -213,16 +216,22 @@ func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time
 	}
 	wctx, cancel := context.WithTimeout(ctx, t)
 	defer cancel()
-	if waitFor(wctx, 20*time.Millisecond, stopped) {
-		return nil
+	ok := waitFor(wctx, 20*time.Millisecond, stopped)
+	if !ok {
+		e.Signal(ctx, c, unix.SIGKILL)
+		wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel2()
+		ok = waitFor(wctx2, 20*time.Millisecond, stopped)
 	}
-	e.Signal(ctx, c, unix.SIGKILL)
-	wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel2()
-	if waitFor(wctx2, 20*time.Millisecond, stopped) {
-		return nil
+	if !ok {
+		return fmt.Errorf("container %s did not stop after SIGKILL: %w", c.Name, errdefs.ErrUnavailable)
 	}
-	return fmt.Errorf("container %s did not stop after SIGKILL: %w", c.Name, errdefs.ErrUnavailable)
+	if orphan {
+		// state() says exited; saving it records that.
+		e.updateState(c.ID, func(s *State) error { s.FinishedAt = time.Now().UTC(); return nil })
+		e.release(ctx, c, st)
+	}
+	return nil
 }
 
 // Kill sends sig (a name or number; SIGKILL if empty) to the container's

@@ -4,8 +4,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // bootID identifies the current boot: a process recorded in an earlier
@@ -61,7 +59,12 @@ func (p Process) alive() bool {
 	return st != 0 && st == p.StartTime && state != 'Z' && state != 'X'
 }
 
-// aliveSameBoot reports whether a process p.Pid exists in the boot boot.
+// aliveSameBoot reports whether a process p.Pid exists in the boot boot
+// and has not exited (a zombie has).
 func (p Process) aliveSameBoot(boot string) bool {
-	return p.Pid > 0 && boot == bootID() && unix.Kill(p.Pid, 0) == nil
+	if p.Pid <= 0 || boot != bootID() {
+		return false
+	}
+	st, state := procStat(p.Pid)
+	return st != 0 && state != 'Z' && state != 'X'
 }
