@@ -22,7 +22,8 @@
 #
 #   make build && hack/bench/services.sh [RUNS]      (default 10)
 #
-# Needs root and the Debian packages podman, runc, netavark, curl and
+# Needs root and the Debian packages podman, runc, netavark, iptables (which
+# netavark drives), curl and
 # mmdebstrap; it installs nothing itself. The nginx root file system comes
 # from hack/bench/nginx-rootfs.sh (made once, about a minute, cached in
 # /var/cache/berth-demo). BERTH_BIN=PATH measures another berth binary
@@ -45,7 +46,7 @@ src=${BERTH_BIN:-$here/bin/berth}
 [ "$(id -u)" = 0 ] || { echo "services.sh: needs root" >&2; exit 2; }
 [ -x "$src" ] || { echo "services.sh: build first: make build" >&2; exit 2; }
 missing=()
-for p in podman:podman runc:runc netavark:netavark curl:curl mmdebstrap:mmdebstrap; do
+for p in podman:podman runc:runc netavark:netavark iptables:iptables curl:curl mmdebstrap:mmdebstrap; do
   command -v "${p%%:*}" >/dev/null || [ -x "/usr/lib/podman/${p%%:*}" ] || missing+=("${p#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

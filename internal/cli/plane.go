@@ -29,7 +29,11 @@ func wireNode(p *Plane) error {
 	if err != nil {
 		return err
 	}
-	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log))
+	nets, err := p.Root.Networks()
+	if err != nil {
+		return err
+	}
+	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets))
 	ctl := controller.New(p.Store, map[string]controller.Runner{p.NodeID: a})
 	p.Parts = append(p.Parts,
 		func(ctx context.Context) error {

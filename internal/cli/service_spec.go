@@ -28,7 +28,7 @@ type serviceFlags struct {
 	healthInterval, healthTimeout, healthStart                 time.Duration
 	healthRetries, restartMaxAttempts                          int
 	restartDelay, restartWindow, stopGrace, minReady           time.Duration
-	progressDeadline                                           time.Duration
+	progressDeadline, drainDelay                               time.Duration
 	update, rollback                                           updateFlags
 	detach                                                     bool
 }
@@ -74,6 +74,7 @@ func (s *serviceFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&s.restartWindow, "restart-window", 0, "span --restart-max-attempts counts over")
 	f.DurationVar(&s.minReady, "min-ready", 0, "time a new replica must stay ready to count as available")
 	f.DurationVar(&s.progressDeadline, "progress-deadline", 0, "time a rollout may go without a new replica becoming available before it fails (default 10m)")
+	f.DurationVar(&s.drainDelay, "drain-delay", 0, "time a replica about to go is out of load balancing and DNS before its stop signal (default 1s)")
 	f.StringArrayVarP(&s.labels, "label", "l", nil, "service label KEY=VALUE")
 	f.StringArrayVar(&s.ctrLabels, "container-label", nil, "label of the replicas' containers KEY=VALUE")
 	f.BoolVarP(&s.detach, "detach", "d", false, "return at once instead of waiting until the service converged")
@@ -211,6 +212,10 @@ func (s *serviceFlags) apply(cmd *cobra.Command, svc *api.Service) error {
 	}
 	if set("progress-deadline") {
 		spec.ProgressDeadline = api.Duration(s.progressDeadline)
+	}
+	if set("drain-delay") {
+		d := api.Duration(s.drainDelay)
+		spec.DrainDelay = &d
 	}
 	var err error
 	if set("label") {

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-dev/berth/internal/cluster/api"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/network"
 )
 
 // Agent runs tasks on one engine. Its methods are safe for concurrent use.
@@ -37,11 +38,16 @@ type Option func(*options)
 type options struct {
 	capacity *api.Resources
 	log      *slog.Logger
+	nets     *network.Manager
 }
 
 // WithCapacity makes the node offer r instead of this machine's CPUs and
 // memory.
 func WithCapacity(r api.Resources) Option { return func(o *options) { o.capacity = &r } }
+
+// WithNetworks makes Publish balance services on nets' networks, which
+// must be the engine's.
+func WithNetworks(nets *network.Manager) Option { return func(o *options) { o.nets = nets } }
 
 // WithLogger logs what the agent cannot report otherwise (probes it could
 // not run, events it could not read) to l instead of slog's default.

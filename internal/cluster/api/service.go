@@ -34,6 +34,11 @@ type ServiceStatus struct {
 	Message     string      `json:"message,omitempty"`
 	UpdateStart time.Time   `json:"updateStart,omitzero"`
 	UpdateEnd   time.Time   `json:"updateEnd,omitzero"`
+	// VirtualIPs are the service's addresses on its networks, which its
+	// name resolves to and its nodes balance over Endpoints.
+	VirtualIPs []VirtualIP `json:"virtualIPs,omitempty"`
+	// Endpoints are the IDs of the tasks that take traffic now.
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // UpdateState is where a rollout or a rollback stands (Swarm's names).
@@ -68,6 +73,10 @@ type ServiceSpec struct {
 	// becoming available before it fails (default 10m, as Kubernetes').
 	ProgressDeadline Duration     `json:"progressDeadline,omitempty"`
 	Ports            []PortConfig `json:"ports,omitempty"`
+	// DrainDelay is how long a replica about to go is out of load
+	// balancing and DNS before it gets its stop signal, so that the
+	// connections it serves finish (default 1s; 0 for none).
+	DrainDelay *Duration `json:"drainDelay,omitempty"`
 }
 
 // Defaults of a ServiceSpec.
@@ -75,6 +84,7 @@ const (
 	DefaultReplicas             = 1
 	DefaultRevisionHistoryLimit = 10
 	DefaultProgressDeadline     = 10 * time.Minute
+	DefaultDrainDelay           = time.Second
 	DefaultUpdateMonitor        = 5 * time.Second
 	DefaultBackoffInitial       = 10 * time.Second
 	DefaultBackoffMax           = 5 * time.Minute
@@ -100,6 +110,9 @@ func (s *ServiceSpec) SetDefaults() {
 	}
 	if s.ProgressDeadline == 0 {
 		s.ProgressDeadline = Duration(DefaultProgressDeadline)
+	}
+	if s.DrainDelay == nil {
+		s.DrainDelay = ptr(Duration(DefaultDrainDelay))
 	}
 	s.Update.setDefaults()
 	s.Rollback.setDefaults()

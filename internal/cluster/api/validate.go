@@ -53,6 +53,9 @@ func (s ServiceSpec) Validate() error {
 	if err := checkDurations(map[string]Duration{"minReady": s.MinReady, "progressDeadline": s.ProgressDeadline}); err != nil {
 		return err
 	}
+	if s.DrainDelay != nil && *s.DrainDelay < 0 {
+		return invalid("drainDelay", "%s: must not be negative", *s.DrainDelay)
+	}
 	if err := s.Update.validate("update"); err != nil {
 		return err
 	}

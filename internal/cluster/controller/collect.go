@@ -104,12 +104,16 @@ func (c *Controller) collect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live := map[string]bool{}
+	live, liveNames := map[string]bool{}, map[string]bool{}
 	for _, kv := range svcs {
 		var s api.Service
 		if err := s.UnmarshalJSON(kv.Value); err == nil {
-			live[s.ID] = true
+			live[s.ID], liveNames[s.Name] = true, true
 		}
+	}
+	// A removed service leaves load balancing before its tasks stop.
+	if err := c.unpublish(ctx, liveNames, live); err != nil {
+		return err
 	}
 	byID := map[string]*taskKV{}
 	for _, t := range tasks {

@@ -28,6 +28,9 @@ type Controller struct {
 
 	mu    sync.Mutex
 	names map[string]string // task ID → service name, for Runner events
+	// published is what each service's endpoints were when last handed
+	// to every Runner, by service ID.
+	published map[string]api.ServiceEndpoints
 }
 
 // Option modifies New.
@@ -66,7 +69,7 @@ func New(st store.Store, runners map[string]Runner, opts ...Option) *Controller 
 		opt(&o)
 	}
 	return &Controller{st: st, runners: runners, opts: o, obs: newObserved(), queue: newQueue(),
-		now: time.Now, names: map[string]string{}}
+		now: time.Now, names: map[string]string{}, published: map[string]api.ServiceEndpoints{}}
 }
 
 // Run reconciles until ctx ends, then returns nil; it returns an error

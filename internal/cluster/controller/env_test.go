@@ -79,7 +79,8 @@ func template(image string) api.TaskTemplate {
 
 // create writes a service as the server does.
 func (e *env) create(name string, replicas int, image string, mod func(*api.ServiceSpec)) {
-	spec := api.ServiceSpec{Replicas: &replicas, Template: template(image)}
+	noDrain := api.Duration(0)
+	spec := api.ServiceSpec{Replicas: &replicas, Template: template(image), DrainDelay: &noDrain}
 	if mod != nil {
 		mod(&spec)
 	}

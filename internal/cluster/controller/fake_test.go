@@ -22,6 +22,7 @@ type fakeRunner struct {
 	neverReady map[string]bool // by image
 	ensured    int             // containers created
 	onStop     func(taskID string)
+	published  map[string]api.ServiceEndpoints // by service name
 
 	recording bool
 	maxLive   map[string]int
@@ -35,7 +36,35 @@ type fakeTask struct {
 
 func newFakeRunner() *fakeRunner {
 	return &fakeRunner{tasks: map[string]*fakeTask{}, subs: map[chan api.TaskEvent]bool{},
-		neverReady: map[string]bool{}, maxLive: map[string]int{}, minReady: map[string]int{}}
+		neverReady: map[string]bool{}, maxLive: map[string]int{}, minReady: map[string]int{},
+		published: map[string]api.ServiceEndpoints{}}
+}
+
+// Publish records e; the service's virtual IP is made of its name.
+func (f *fakeRunner) Publish(_ context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published[e.Service] = e
+	return []api.VirtualIP{{Network: "bridge", Addr: "vip-" + e.Service}}, nil
+}
+
+func (f *fakeRunner) Unpublish(_ context.Context, live func(string) bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name := range f.published {
+		if !live(name) {
+			delete(f.published, name)
+		}
+	}
+	return nil
+}
+
+// endpoints returns what was last published for service, and whether it is.
+func (f *fakeRunner) endpoints(service string) (api.ServiceEndpoints, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.published[service]
+	return e, ok
 }
 
 func (f *fakeRunner) Ensure(_ context.Context, t api.Task) (api.TaskStatus, error) {

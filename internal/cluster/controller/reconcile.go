@@ -32,7 +32,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 		return 0, err
 	}
 	p := &pass{c: c, v: v, now: c.now()}
-	for _, step := range []func(context.Context) error{p.observe, p.syncRevision, p.finishRemovals,
+	for _, step := range []func(context.Context) error{p.observe, p.publish, p.syncRevision, p.finishRemovals,
 		p.slots, p.rollout, p.run, p.trim} {
 		if err := step(ctx); err != nil {
 			return 0, err
@@ -176,10 +176,12 @@ func (p *pass) run(ctx context.Context) error {
 }
 
 // takeOut removes tasks from the service: their desired state becomes
-// shutdown, and, once that decision is committed, those that run are
-// stopped.
+// shutdown and, once that decision is committed, they leave load balancing
+// and DNS, those that took traffic drain, and those that run are stopped.
 func (p *pass) takeOut(ctx context.Context, ts ...*taskKV) error {
+	served := false
 	for _, t := range ts {
+		served = served || t.Status.State == api.TaskReady
 		t.DesiredState = api.TaskShutdown
 		switch {
 		case t.Status.State.Terminal():
@@ -193,6 +195,10 @@ func (p *pass) takeOut(ctx context.Context, ts ...*taskKV) error {
 	if err := p.c.commit(ctx, p.v, ts); err != nil {
 		return err
 	}
+	if err := p.publish(ctx); err != nil {
+		return err
+	}
+	p.drain(ctx, served)
 	return p.c.stopTasks(ctx, slices.DeleteFunc(slices.Clone(ts), func(t *taskKV) bool { return t.Status.State.Terminal() }))
 }
 

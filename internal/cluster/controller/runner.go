@@ -38,4 +38,16 @@ type Runner interface {
 
 	// Usage returns the node's capacity and what its tasks reserve and use.
 	Usage(ctx context.Context) (api.NodeUsage, error)
+
+	// Publish makes the node balance the service's traffic as e says: a
+	// virtual IP on each of e.Networks that the service's name resolves
+	// to, e.Ports published on the node, spread over the addresses of
+	// e.Tasks (those this node runs; other nodes' too once networks span
+	// nodes). It replaces what an earlier call set for the service and is
+	// idempotent; it returns the service's virtual IPs.
+	Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error)
+
+	// Unpublish removes the load balancing of every service Publish set up
+	// whose name live does not report true.
+	Unpublish(ctx context.Context, live func(service string) bool) error
 }

@@ -319,3 +319,35 @@ func TestListen(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoPublishedPort: a port published without a host port gets the
+// first free one of 30000-32767, which an update keeps.
+func TestAutoPublishedPort(t *testing.T) {
+	c, _ := start(t)
+	ctx := context.Background()
+	a := web("busybox", 2)
+	a.Spec.Ports = []api.PortConfig{{TargetPort: 80}, {TargetPort: 443, PublishedPort: 30001}}
+	got, err := c.Create(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Spec.Ports; p[0].PublishedPort != 30000 || p[1].PublishedPort != 30001 {
+		t.Fatalf("ports %+v: want 30000 picked for 80 and 30001 kept", p)
+	}
+	b := web("busybox", 1)
+	b.Name = "api"
+	b.Spec.Ports = []api.PortConfig{{TargetPort: 80}}
+	if got, err := c.Create(ctx, b); err != nil || got.Spec.Ports[0].PublishedPort != 30002 {
+		t.Fatalf("second service: %+v, %v; want 30002", got, err)
+	}
+	got.Spec.Ports = []api.PortConfig{{TargetPort: 80}, {TargetPort: 443, PublishedPort: 30001}}
+	n := 3
+	got.Spec.Replicas = &n
+	up, err := c.Update(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := up.Spec.Ports; p[0].PublishedPort != 30000 {
+		t.Errorf("after an update: ports %+v, want 80 still on 30000", p)
+	}
+}

@@ -124,13 +124,13 @@ func (s *Server) create(r *http.Request) (int, any, error) {
 	}
 	now := s.now()
 	svc.ID, svc.Generation, svc.Status, svc.CreatedAt, svc.UpdatedAt = NewID(), 1, api.ServiceStatus{}, now, now
-	b, err := json.Marshal(svc)
-	if err != nil {
-		return 0, nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkPorts(r.Context(), svc); err != nil {
+	if err := s.checkPorts(r.Context(), &svc); err != nil {
+		return 0, nil, err
+	}
+	b, err := json.Marshal(svc)
+	if err != nil {
 		return 0, nil, err
 	}
 	if _, err := s.store.Put(r.Context(), api.ServiceKey(svc.Name), b, 0); err != nil {
@@ -158,7 +158,7 @@ func (s *Server) update(r *http.Request) (int, any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkPorts(r.Context(), in); err != nil {
+	if err := s.checkPorts(r.Context(), &in); err != nil {
 		return 0, nil, err
 	}
 	svc, err := s.modify(r.Context(), name, func(svc *api.Service) (bool, error) {
@@ -334,14 +334,56 @@ func listKind[T any](ctx context.Context, st store.Store, prefix string) ([]T, e
 	return out, nil
 }
 
-// checkPorts refuses a host port of svc that another service publishes.
-func (s *Server) checkPorts(ctx context.Context, svc api.Service) error {
-	if !slices.ContainsFunc(svc.Spec.Ports, func(p api.PortConfig) bool { return p.PublishedPort != 0 }) {
+// Swarm's range of the host ports it picks for a port published without
+// one.
+const autoPortFirst, autoPortLast = 30000, 32767
+
+// checkPorts refuses a host port of svc that another service publishes,
+// and gives each port published without a host port one: the one the
+// stored service had for it, or the first of Swarm's range that no service
+// publishes.
+func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
+	if len(svc.Spec.Ports) == 0 {
 		return nil
 	}
 	others, err := listKind[api.Service](ctx, s.store, api.ServicesPrefix)
 	if err != nil {
 		return err
+	}
+	taken := map[int]bool{}
+	for _, o := range others {
+		for _, p := range o.Spec.Ports {
+			taken[p.PublishedPort] = true
+		}
+	}
+	for _, p := range svc.Spec.Ports {
+		taken[p.PublishedPort] = true
+	}
+	for i := range svc.Spec.Ports {
+		p := &svc.Spec.Ports[i]
+		if p.PublishedPort != 0 {
+			continue
+		}
+		for _, o := range others {
+			if o.Name != svc.Name {
+				continue
+			}
+			for _, op := range o.Spec.Ports {
+				if op.TargetPort == p.TargetPort && op.Protocol == p.Protocol && !slices.ContainsFunc(svc.Spec.Ports, func(q api.PortConfig) bool {
+					return q.PublishedPort == op.PublishedPort && q.Protocol == op.Protocol
+				}) {
+					p.PublishedPort = op.PublishedPort
+				}
+			}
+		}
+		for port := autoPortFirst; p.PublishedPort == 0 && port <= autoPortLast; port++ {
+			if !taken[port] {
+				p.PublishedPort, taken[port] = port, true
+			}
+		}
+		if p.PublishedPort == 0 {
+			return fmt.Errorf("port %d/%s: no free host port left in %d-%d: %w", p.TargetPort, p.Protocol, autoPortFirst, autoPortLast, errdefs.ErrUnavailable)
+		}
 	}
 	for _, o := range others {
 		if o.Name == svc.Name {

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/network"
+)
+
+// Publish makes the node's networks balance the service's traffic over the
+// containers of e.Tasks that run here: a service with a virtual IP on each
+// of its networks (the default network when it names none), its ports
+// published on the host from the first. A network it left (an update
+// changed its networks) forgets it. Without networks (WithNetworks) it
+// does nothing.
+func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error) {
+	nets := a.o.nets
+	if nets == nil {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, id := range e.Tasks {
+		want[id] = true
+	}
+	ts, err := a.tasks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("publish service %s: %w", e.Service, err)
+	}
+	var backends []string
+	for _, t := range ts {
+		if want[t.id()] {
+			backends = append(backends, t.c.ID)
+		}
+	}
+	names := e.Networks
+	if len(names) == 0 {
+		names = []string{network.DefaultNetwork}
+	}
+	var vips []api.VirtualIP
+	on := map[string]bool{}
+	for i, n := range names {
+		s := network.Service{Name: e.Service, Network: n, Backends: backends}
+		for _, p := range e.Ports {
+			sp := network.ServicePort{Protocol: string(p.Protocol), TargetPort: uint16(p.TargetPort)}
+			if i == 0 {
+				sp.HostPort = uint16(p.PublishedPort)
+			}
+			s.Ports = append(s.Ports, sp)
+		}
+		out, err := nets.SetService(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("publish service %s on network %s: %w", e.Service, n, err)
+		}
+		on[out.Network] = true
+		vips = append(vips, api.VirtualIP{Network: out.Network, Addr: out.VIP.String()})
+	}
+	return vips, a.unpublish(ctx, func(s network.Service) bool { return s.Name != e.Service || on[s.Network] })
+}
+
+// Unpublish removes every service of the node's networks whose name live
+// does not report true.
+func (a *Agent) Unpublish(ctx context.Context, live func(service string) bool) error {
+	if a.o.nets == nil {
+		return nil
+	}
+	return a.unpublish(ctx, func(s network.Service) bool { return live(s.Name) })
+}
+
+// unpublish removes the services keep does not keep.
+func (a *Agent) unpublish(ctx context.Context, keep func(network.Service) bool) error {
+	all, err := a.o.nets.Services(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list published services: %w", err)
+	}
+	var errs []error
+	for _, s := range slices.DeleteFunc(all, keep) {
+		if err := a.o.nets.RemoveService(ctx, s.Network, s.Name); err != nil {
+			errs = append(errs, fmt.Errorf("unpublish service %s from network %s: %w", s.Name, s.Network, err))
+		}
+	}
+	return errors.Join(errs...)
+}

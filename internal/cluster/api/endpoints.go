@@ -1,0 +1,28 @@
+package api
+
+import "slices"
+
+// ServiceEndpoints is what a node needs to balance a service's traffic
+// (service networking): the networks it joins, the ports it publishes and
+// the tasks that take traffic now — wanted and ready. A task about to go
+// is left out before it is stopped, so that it drains.
+type ServiceEndpoints struct {
+	Service string `json:"service"`
+	// Networks are the template's; none means the default network.
+	Networks []string     `json:"networks,omitempty"`
+	Ports    []PortConfig `json:"ports,omitempty"`
+	// Tasks are the IDs of the tasks that take traffic, sorted.
+	Tasks []string `json:"tasks,omitempty"`
+}
+
+// Equal reports whether e and o ask the same of a node.
+func (e ServiceEndpoints) Equal(o ServiceEndpoints) bool {
+	return e.Service == o.Service && slices.Equal(e.Networks, o.Networks) &&
+		slices.Equal(e.Ports, o.Ports) && slices.Equal(e.Tasks, o.Tasks)
+}
+
+// VirtualIP is a service's stable address on one of its networks.
+type VirtualIP struct {
+	Network string `json:"network"`
+	Addr    string `json:"addr"`
+}
