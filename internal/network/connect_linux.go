@@ -156,13 +156,19 @@ func (m *Manager) release(st *state, n *Network, e *endpoint) error {
 	}
 	st.removeEndpoint(e)
 	// The rules below must not send service traffic to a released address.
-	st.dropBackend(n.Name, e.ContainerID)
+	backend := st.dropBackend(n.Name, e.ContainerID)
 	if len(st.endpointsOf(n.Name)) == 0 {
 		if err := m.teardownNetwork(n); err != nil {
 			return err
 		}
 	}
-	return m.applyRules(st)
+	if err := m.applyRules(st); err != nil {
+		return err
+	}
+	if backend {
+		return forgetUDPFlows([]netip.Addr{e.IP})
+	}
+	return nil
 }
 
 // teardownNetwork removes the host objects of a network without endpoints.

@@ -139,11 +139,15 @@ func (st *state) removeService(s *Service) {
 }
 
 // dropBackend takes a container that leaves a network out of the
-// services on it.
-func (st *state) dropBackend(network, containerID string) {
+// services on it, and reports whether it was a backend of any.
+func (st *state) dropBackend(network, containerID string) bool {
+	was := false
 	for _, s := range st.servicesOf(network) {
+		n := len(s.Backends)
 		s.Backends = slices.DeleteFunc(s.Backends, func(id string) bool { return id == containerID })
+		was = was || len(s.Backends) != n
 	}
+	return was
 }
 
 // usedAddrs are the addresses of a network that allocate must not hand

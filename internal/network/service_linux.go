@@ -65,7 +65,14 @@ func (m *Manager) SetService(ctx context.Context, s Service) (*Service, error) {
 		s.Backends = backends
 
 		var prev Service
+		var gone []netip.Addr // backends that leave, for forgetUDPFlows
 		if old != nil {
+			now := st.backendAddrs(&s)
+			for _, a := range st.backendAddrs(old) {
+				if !slices.Contains(now, a) {
+					gone = append(gone, a)
+				}
+			}
 			prev = old.clone()
 			s.VIP = old.VIP
 			*old = s
@@ -107,6 +114,9 @@ func (m *Manager) SetService(ctx context.Context, s Service) (*Service, error) {
 			}
 			return fmt.Errorf("service %s: %w", s.Name, herr)
 		}
+		if err := forgetUDPFlows(gone); err != nil {
+			return fmt.Errorf("service %s: %w", s.Name, err)
+		}
 		out = st.service(n.Name, s.Name).clone()
 		return nil
 	})
@@ -137,6 +147,33 @@ func (m *Manager) RemoveService(ctx context.Context, network, name string) error
 		}
 		return delVIP(n, s.VIP)
 	})
+}
+
+// forgetUDPFlows deletes the conntrack entries of UDP flows DNATed to
+// addrs. A UDP flow lives on while its packets keep coming, and would keep
+// reaching a backend that left its service, or an address given to another
+// container since; TCP connections end on their own.
+func forgetUDPFlows(addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	_, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, udpFlowsTo(addrs))
+	if err != nil {
+		return fmt.Errorf("conntrack: %w", err)
+	}
+	return nil
+}
+
+// udpFlowsTo matches UDP flows whose destination was rewritten to one of
+// its addresses.
+type udpFlowsTo []netip.Addr
+
+func (f udpFlowsTo) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	if flow.Forward.Protocol != unix.IPPROTO_UDP || flow.Forward.DstIP.Equal(flow.Reverse.SrcIP) {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(flow.Reverse.SrcIP)
+	return ok && slices.Contains(f, a.Unmap())
 }
 
 // addVIPs makes the VIPs /32 addresses of n's bridge, if it exists.

@@ -146,6 +146,37 @@ func TestServices(t *testing.T) {
 		}
 		env.dnsQuerier("net1").expect(t, "tasks.web", b1.IP)
 
+		// A UDP flow follows its backend's leaving: the next datagram from
+		// the same socket reaches the other one.
+		if _, err := m.SetService(ctx, Service{Name: "web", Network: "net1", Ports: web.Ports, Backends: []string{b2.ContainerID}}); err != nil {
+			t.Fatal(err)
+		}
+		var c net.Conn
+		inNS(t, nsC, func() { c, err = net.Dial("udp4", vipAddr(53)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ask := func() string {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 100)
+			_, _ = c.Write([]byte("ping"))
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Errorf("udp flow: %v", err)
+			}
+			return string(buf[:n])
+		}
+		if got := ask(); got != "b2 ping" {
+			t.Errorf("udp flow to b2: %q", got)
+		}
+		if _, err := m.SetService(ctx, Service{Name: "web", Network: "net1", Ports: web.Ports, Backends: []string{b1.ContainerID}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := ask(); got != "b1 ping" {
+			t.Errorf("udp flow after b2 left the service: %q, want b1", got)
+		}
+
 		// No backend: refused at once, and no address in DNS.
 		if _, err := m.SetService(ctx, Service{Name: "web", Network: "net1", Ports: web.Ports}); err != nil {
 			t.Fatal(err)
