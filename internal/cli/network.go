@@ -136,8 +136,11 @@ type inspectNetwork struct {
 	Internal   bool                        `json:"Internal"`
 	DNSEnabled bool                        `json:"DNSEnabled"`
 	Containers map[string]inspectContainer `json:"Containers"`
-	Options    map[string]string           `json:"Options"`
-	Labels     map[string]string           `json:"Labels"`
+	// Services are the network's virtual addresses, in the shape Docker
+	// gives a swarm network's.
+	Services map[string]inspectService `json:"Services,omitempty"`
+	Options  map[string]string         `json:"Options"`
+	Labels   map[string]string         `json:"Labels"`
 }
 
 type inspectIPAM struct {
@@ -152,6 +155,51 @@ type inspectContainer struct {
 	IPv6Address string   `json:"IPv6Address"`
 	Aliases     []string `json:"Aliases,omitempty"`
 	Ports       []string `json:"Ports,omitempty"`
+}
+
+type inspectService struct {
+	Namespace string        `json:"Namespace"`
+	VIP       string        `json:"VIP"`
+	Ports     []string      `json:"Ports"`
+	Tasks     []inspectTask `json:"Tasks"`
+}
+
+type inspectTask struct {
+	Name       string `json:"Name"`
+	EndpointID string `json:"EndpointID"` // the container's ID
+	EndpointIP string `json:"EndpointIP"`
+}
+
+// inspectServices returns the services of a network for inspect, nil if it
+// has none.
+func inspectServices(svcs []network.Service, eps []network.Endpoint) map[string]inspectService {
+	if len(svcs) == 0 {
+		return nil
+	}
+	out := map[string]inspectService{}
+	for _, s := range svcs {
+		is := inspectService{Namespace: s.Namespace, VIP: s.VIP.String(), Ports: []string{}, Tasks: []inspectTask{}}
+		for _, p := range s.Ports {
+			port := fmt.Sprintf("%d->%d/%s", p.Port, p.TargetPort, p.Protocol)
+			if p.HostPort != 0 {
+				host := ""
+				if p.HostIP.IsValid() {
+					host = p.HostIP.String() + ":"
+				}
+				port += fmt.Sprintf(" (host %s%d)", host, p.HostPort)
+			}
+			is.Ports = append(is.Ports, port)
+		}
+		for _, id := range s.Backends {
+			for _, e := range eps {
+				if e.ContainerID == id {
+					is.Tasks = append(is.Tasks, inspectTask{Name: e.Name, EndpointID: id, EndpointIP: e.IP.String()})
+				}
+			}
+		}
+		out[s.Name] = is
+	}
+	return out
 }
 
 func newNetworkInspect(g *globals) *cobra.Command {
@@ -179,13 +227,18 @@ func newNetworkInspect(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				svcs, err := m.Services(cmd.Context(), n.Name)
+				if err != nil {
+					return err
+				}
 				in := inspectNetwork{
 					Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
 					IPAM: inspectIPAM{Driver: "default", Config: []map[string]string{
 						{"Subnet": n.Subnet.String(), "Gateway": n.Gateway.String()}}},
 					Internal: n.Internal, DNSEnabled: n.DNS, Containers: map[string]inspectContainer{},
-					Options: map[string]string{"com.docker.network.bridge.name": n.Bridge},
-					Labels:  n.Labels,
+					Services: inspectServices(svcs, eps),
+					Options:  map[string]string{"com.docker.network.bridge.name": n.Bridge},
+					Labels:   n.Labels,
 				}
 				if in.Labels == nil {
 					in.Labels = map[string]string{}

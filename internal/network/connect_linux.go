@@ -59,10 +59,8 @@ func (m *Manager) Connect(ctx context.Context, network string, a Attach) (*Endpo
 		if ports, err = reservePorts(st, ports); err != nil {
 			return err
 		}
-		used := map[netip.Addr]bool{}
-		for _, e := range st.endpointsOf(n.Name) {
-			used[e.IP] = true
-		}
+		// Service VIPs are taken too.
+		used := st.usedAddrs(n.Name)
 		if st.LastIP == nil {
 			st.LastIP = map[string]netip.Addr{}
 		}
@@ -105,6 +103,10 @@ func (m *Manager) Connect(ctx context.Context, network string, a Attach) (*Endpo
 
 func (m *Manager) plug(st *state, n *Network, e *endpoint) error {
 	if err := ensureBridge(n); err != nil {
+		return err
+	}
+	// A bridge made anew needs the network's service addresses.
+	if err := addVIPs(n, st.serviceVIPs(n.Name)); err != nil {
 		return err
 	}
 	if err := plugVeth(n, e); err != nil {
@@ -153,12 +155,20 @@ func (m *Manager) release(st *state, n *Network, e *endpoint) error {
 		}
 	}
 	st.removeEndpoint(e)
+	// The rules below must not send service traffic to a released address.
+	backend := st.dropBackend(n.Name, e.ContainerID)
 	if len(st.endpointsOf(n.Name)) == 0 {
 		if err := m.teardownNetwork(n); err != nil {
 			return err
 		}
 	}
-	return m.applyRules(st)
+	if err := m.applyRules(st); err != nil {
+		return err
+	}
+	if backend {
+		return forgetUDPFlows([]netip.Addr{e.IP})
+	}
+	return nil
 }
 
 // teardownNetwork removes the host objects of a network without endpoints.
@@ -168,24 +178,14 @@ func (m *Manager) teardownNetwork(n *Network) error {
 }
 
 // reservePorts checks that the host ports of a new endpoint are free, both
-// among published ports and host sockets, and picks free ports for those
-// with HostPort 0.
+// among published ports (of containers and services) and host sockets, and
+// picks free ports for those with HostPort 0.
 func reservePorts(st *state, ports []PortMapping) ([]PortMapping, error) {
-	published := func(p PortMapping) *endpoint {
-		for _, e := range st.Endpoints {
-			for _, q := range e.Ports {
-				if q.HostPort == p.HostPort && q.Protocol == p.Protocol && ipsOverlap(q.HostIP, p.HostIP) {
-					return e
-				}
-			}
-		}
-		return nil
-	}
 	out := make([]PortMapping, 0, len(ports))
 	for _, p := range ports {
 		if p.HostPort != 0 {
-			if e := published(p); e != nil {
-				return nil, fmt.Errorf("port %d/%s is already published by container %s: %w", p.HostPort, p.Protocol, short(e.ContainerID), errdefs.ErrConflict)
+			if h := st.portHolder(p, nil); h != "" {
+				return nil, fmt.Errorf("port %d/%s is already published by %s: %w", p.HostPort, p.Protocol, h, errdefs.ErrConflict)
 			}
 			if _, err := probePort(p.HostIP, p.HostPort, p.Protocol); err != nil {
 				return nil, err
@@ -199,7 +199,7 @@ func reservePorts(st *state, ports []PortMapping) ([]PortMapping, error) {
 				return nil, err
 			}
 			p.HostPort = port
-			taken := published(p) != nil
+			taken := st.portHolder(p, nil) != ""
 			for _, q := range out {
 				taken = taken || q.HostPort == p.HostPort && q.Protocol == p.Protocol
 			}

@@ -53,7 +53,11 @@ func (r *resolver) refresh() int {
 	}
 	r.last = fi
 	eps := st.endpointsOf(r.network)
-	r.setEndpoints(r.network, eps)
+	names, ptrs := records(r.network, eps)
+	serviceRecords(st, r.network, names)
+	r.mu.Lock()
+	r.names, r.ptrs = names, ptrs
+	r.mu.Unlock()
 	r.setPeers(st, eps)
 	r.endpoints = len(eps)
 	return r.endpoints
@@ -121,6 +125,39 @@ func records(network string, eps []*endpoint) (map[string][]netip.Addr, map[stri
 		}
 	}
 	return names, ptrs
+}
+
+// serviceRecords adds the names of a network's services to names: NAME,
+// NAME.NAMESPACE.svc and NAME.NAMESPACE.svc.cluster.local → the VIP, and
+// tasks.NAME → the backends' own addresses. A service without backends
+// keeps its names with no address: a name with no ready replica answers
+// with no address, not with a dead one (nor with the host's resolvers').
+func serviceRecords(st *state, network string, names map[string][]netip.Addr) {
+	add := func(k string, addrs ...netip.Addr) {
+		if _, ok := names[k]; !ok {
+			names[k] = nil
+		}
+		for _, a := range addrs {
+			if !containsAddr(names[k], a) {
+				names[k] = append(names[k], a)
+			}
+		}
+	}
+	for _, s := range st.servicesOf(network) {
+		backends := st.backendAddrs(s)
+		name, ns := strings.ToLower(s.Name), strings.ToLower(s.Namespace)
+		if ns == "" {
+			ns = DefaultNamespace
+		}
+		for _, k := range []string{name, name + "." + ns + ".svc", name + "." + ns + ".svc.cluster.local"} {
+			if len(backends) > 0 {
+				add(k, s.VIP)
+			} else {
+				add(k)
+			}
+		}
+		add("tasks."+name, backends...)
+	}
 }
 
 func containsAddr(s []netip.Addr, a netip.Addr) bool {

@@ -187,13 +187,19 @@ func (env *testEnv) subnet(i int) netip.Prefix {
 	return netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", env.octet, i))
 }
 
-// cleanup disconnects what the test left connected, then fails the test if
-// any host object with the prefix remains, and removes it.
+// cleanup removes the services and disconnects what the test left
+// connected, then fails the test if any host object with the prefix
+// remains, and removes it.
 func (env *testEnv) cleanup() {
 	t := env.t
 	ctx := context.Background()
 	st, err := env.m.read()
 	if err == nil {
+		for _, s := range st.Services {
+			if err := env.m.RemoveService(ctx, s.Network, s.Name); err != nil {
+				t.Errorf("cleanup: remove service %s: %v", s.Name, err)
+			}
+		}
 		for _, e := range st.Endpoints {
 			if err := env.m.Disconnect(ctx, e.Network, e.ContainerID); err != nil {
 				t.Errorf("cleanup: disconnect %s from %s: %v", e.ContainerID, e.Network, err)

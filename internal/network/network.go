@@ -275,8 +275,8 @@ func (m *Manager) List(ctx context.Context) ([]*Network, error) {
 }
 
 // Remove removes a network that no container is connected to; it fails
-// with errdefs.ErrConflict while endpoints remain and refuses the default
-// network.
+// with errdefs.ErrConflict while endpoints or services remain and refuses
+// the default network.
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	return m.update(ctx, func(st *state) error {
 		n, err := st.find(name)
@@ -293,6 +293,9 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 			}
 			return fmt.Errorf("network %s has %d connected container(s) (%s); disconnect or remove them first: %w",
 				n.Name, len(eps), strings.Join(ids, ", "), errdefs.ErrConflict)
+		}
+		if svcs := st.servicesOf(n.Name); len(svcs) > 0 {
+			return fmt.Errorf("network %s is used by service %s; remove the service first: %w", n.Name, svcs[0].Name, errdefs.ErrConflict)
 		}
 		// Leftovers of a process that died while using the network.
 		if err := m.teardownNetwork(n); err != nil {

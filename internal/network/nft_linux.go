@@ -9,12 +9,15 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // The table "ip <Prefix>" holds every rule berth needs, rebuilt in one
-// transaction from the state whenever endpoints change, and deleted when no
-// network has endpoints. For active networks (bridge B, subnet S):
+// transaction from the state whenever endpoints or services change, and
+// deleted when no network has endpoints and there are no services. For
+// active networks (bridge B, subnet S) and services (on bridge B, address
+// VIP, ports P → backends' TP, host ports HP):
 //
 //	chain forward { type filter hook forward priority filter
 //	    iifname B oifname != B drop             # internal networks only
@@ -24,13 +27,21 @@ import (
 //	}
 //	chain isolate { oifname B drop }            # per network: no traffic between networks
 //	chain input { type filter hook input priority filter
-//	    iifname != B iifname != lo ip daddr GATEWAY tcp|udp dport 53 drop } # per network with DNS
+//	    iifname != B iifname != lo ip daddr GATEWAY tcp|udp dport 53 drop # per network with DNS
+//	    ct state new ip daddr VIP tcp dport P reject with tcp reset       # per service port without backends
+//	    ct state new [ip daddr HOSTIP] tcp dport HP reject …              # (udp: icmp port-unreachable)
+//	    ct state new ip daddr VIP drop }        # per service: nothing else of the host on a VIP
 //	chain prerouting { type nat hook prerouting priority dstnat
+//	    iifname B ip daddr VIP tcp dport P dnat to numgen random mod N map { 0 : IP0, 1 : IP1, … } : TP
+//	    ip daddr VIP accept                     # per service, its ports with backends first
 //	    fib daddr type local jump hostports }
 //	chain output { type nat hook output priority dstnat
+//	    ip daddr VIP tcp dport P dnat to numgen random mod N map { … } : TP
+//	    ip daddr VIP accept                     # as in prerouting, from any interface
 //	    fib daddr type local jump hostports }   # the host's own connections, 127.0.0.1 too
 //	chain hostports {                           # per published port
-//	    [ip daddr HOSTIP] tcp dport P dnat to IP:CP }
+//	    [ip daddr HOSTIP] tcp dport P dnat to IP:CP
+//	    [ip daddr HOSTIP] tcp dport HP dnat to numgen random mod N map { … } : TP } # per service host port with backends
 //	chain postrouting { type nat hook postrouting priority srcnat
 //	    oifname B ip saddr 127.0.0.0/8 masquerade      # 127.0.0.1 → published port
 //	    oifname B ip saddr S ct status dnat masquerade # hairpin
@@ -42,6 +53,19 @@ import (
 // and postrouting masquerades it to the gateway address so that the
 // container's reply comes back to the host (and conntrack turns it back into
 // 127.0.0.1:P → 127.0.0.1).
+//
+// A service's VIP is a /32 address of its network's bridge, so that it
+// answers ARP; a connection to it from a container on B is DNATed in
+// prerouting, and from the host in output, to a backend picked by numgen
+// (as kube-proxy's nftables mode does; each rule has its own anonymous map,
+// which the kernel binds to one rule). A backend on the same bridge would
+// answer the client directly, bypassing conntrack, so the hairpin masquerade
+// rule (ct status dnat, out through B) covers every client on B, the
+// backend itself included. Containers of other networks do not match the
+// iifname, find the VIP accepted un-NATed and dropped in input. With no
+// backend the VIP's ports and host ports reject new connections at once
+// rather than let them time out; "ct state new" lets through the replies to
+// the host's own connections, which may have the VIP as their source.
 
 const (
 	regAddr  = 1
@@ -69,9 +93,9 @@ func (st *state) active() []activeNet {
 }
 
 // applyRules replaces the nftables table with the one st needs, or deletes
-// it if no network has endpoints.
+// it if no network has endpoints and there are no services.
 func (m *Manager) applyRules(st *state) error {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.WithSockOptions(batchBuffers))
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
@@ -81,13 +105,48 @@ func (m *Manager) applyRules(st *state) error {
 	// exists; all of it is one transaction.
 	c.AddTable(t)
 	c.DelTable(t)
-	nets := st.active()
-	if len(nets) > 0 {
+	nets, svcs := st.active(), st.serviceTargets()
+	if len(nets) > 0 || len(svcs) > 0 {
 		c.AddTable(t)
-		buildRules(c, t, nets)
+		if err := buildRules(c, t, nets, svcs); err != nil {
+			return fmt.Errorf("nftables table %s: %w", m.s.Prefix, err)
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables table %s: %w", m.s.Prefix, err)
+	}
+	return nil
+}
+
+// batchBufferSize bounds the netlink buffers of a transaction: the whole
+// batch is one sendmsg, and the kernel acknowledges every message of it
+// before any is read. A table with a hundred services has a few thousand
+// messages (some hundred bytes each, a few hundred of receive buffer per
+// acknowledgement). The buffers are limits, not allocations.
+const batchBufferSize = 64 << 20
+
+// batchBuffers raises the socket's buffers past the wmem_max and rmem_max
+// limits if it may (that needs CAP_NET_ADMIN, as nftables does), and up to
+// them otherwise.
+func batchBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr, werr error
+	if err := rc.Control(func(fd uintptr) {
+		rerr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBufferSize)
+		werr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBufferSize)
+	}); err != nil {
+		return err
+	}
+	if rerr != nil {
+		if err := c.SetReadBuffer(batchBufferSize); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return c.SetWriteBuffer(batchBufferSize)
 	}
 	return nil
 }
@@ -97,7 +156,7 @@ func deleteTable(prefix string) error {
 	return (&Manager{s: Settings{Prefix: prefix}}).applyRules(&state{})
 }
 
-func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
+func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet, svcs []svcTarget) error {
 	accept := nftables.ChainPolicyAccept
 	base := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
@@ -109,7 +168,7 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
 	prerouting := base("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	output := base("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	postrouting := base("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
-	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
+	var rule ruleFunc = func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		var all []expr.Any
 		for _, e := range exprs {
 			all = append(all, e...)
@@ -141,6 +200,10 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
 		}
 	}
 
+	sc := serviceChains{input: input, prerouting: prerouting, output: output, hostports: hostports}
+	if err := serviceRules(c, t, rule, sc, svcs); err != nil {
+		return err
+	}
 	local := []expr.Any{
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
@@ -168,6 +231,7 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet) {
 			rule(postrouting, ipAddr(ipHdrSrc, a.n.Subnet), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, br), masq())
 		}
 	}
+	return nil
 }
 
 // ifname matches the input or output interface's name.

@@ -33,3 +33,9 @@ func RemoveNS(string) error { return errPlatform }
 
 // ServeDNS needs Linux.
 func ServeDNS(context.Context, Settings, string) error { return errPlatform }
+
+// SetService needs Linux.
+func (m *Manager) SetService(context.Context, Service) (*Service, error) { return nil, errPlatform }
+
+// RemoveService needs Linux.
+func (m *Manager) RemoveService(context.Context, string, string) error { return errPlatform }

@@ -19,6 +19,7 @@ import (
 type state struct {
 	Networks  []*Network  `json:"networks"`
 	Endpoints []*endpoint `json:"endpoints,omitempty"`
+	Services  []*Service  `json:"services,omitempty"`
 	// LastIP is the last address handed out per network ID; allocation goes
 	// on after it so that a released address is not reused at once.
 	LastIP map[string]netip.Addr `json:"lastIP,omitempty"`
@@ -103,13 +104,13 @@ func (m *Manager) load(ctx context.Context) (*state, error) {
 }
 
 // defaultStale reports whether the default network is missing or, with no
-// endpoints, differs from the settings.
+// endpoints and no services, differs from the settings.
 func (m *Manager) defaultStale(st *state) bool {
 	d := st.network(DefaultNetwork)
 	if d == nil {
 		return true
 	}
-	return d.Subnet != m.s.DefaultSubnet && len(st.endpointsOf(DefaultNetwork)) == 0
+	return d.Subnet != m.s.DefaultSubnet && len(st.endpointsOf(DefaultNetwork)) == 0 && len(st.servicesOf(DefaultNetwork)) == 0
 }
 
 // update runs fn on the state under the lock and stores the result if fn

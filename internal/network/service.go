@@ -1,0 +1,229 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+)
+
+// DefaultNamespace is the namespace of a Service that names none.
+const DefaultNamespace = "default"
+
+// Service is a load-balanced virtual address on one network: connections to
+// VIP:Port (and to the host's HostPort) are spread by nftables over the
+// backends' addresses, TargetPort. The embedded DNS server of the network
+// answers NAME, NAME.NAMESPACE.svc and NAME.NAMESPACE.svc.cluster.local
+// with the VIP while the service has a backend, and tasks.NAME with the
+// backends' own addresses.
+type Service struct {
+	// Name is the service's DNS name, unique on its network.
+	Name string `json:"name"`
+	// Namespace is "" or "default" for the default namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Network is a network's name or ID on input; stored as its name.
+	Network string `json:"network"`
+	// VIP is allocated from the network's subnet by SetService and kept
+	// for the service's life; ignored on input.
+	VIP   netip.Addr    `json:"vip"`
+	Ports []ServicePort `json:"ports,omitempty"`
+	// Backends are the IDs of containers with an endpoint on Network: the
+	// ready replicas. Others are dropped when stored, and a container
+	// leaves every service when it disconnects from the network.
+	Backends []string `json:"backends,omitempty"`
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Protocol   string     `json:"protocol"`           // tcp (default) or udp
+	Port       uint16     `json:"port"`               // on the VIP; 0 means TargetPort
+	TargetPort uint16     `json:"targetPort"`         // on the backends; required
+	HostPort   uint16     `json:"hostPort,omitempty"` // published on the host; 0: not published
+	HostIP     netip.Addr `json:"hostIP,omitzero"`    // zero: all host addresses, as PortMapping.HostIP
+}
+
+// published is the port as a host port mapping, for conflict checks.
+func (p ServicePort) published() PortMapping {
+	return PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.TargetPort, Protocol: p.Protocol}
+}
+
+func (s *Service) clone() Service {
+	c := *s
+	c.Ports = slices.Clone(s.Ports)
+	c.Backends = slices.Clone(s.Backends)
+	return c
+}
+
+// normalizeService checks s and fills in defaults: the namespace, the
+// protocols and the VIP ports.
+func normalizeService(s Service) (Service, error) {
+	if err := validateHostName("service name", s.Name); err != nil {
+		return s, err
+	}
+	if s.Namespace == "" {
+		s.Namespace = DefaultNamespace
+	}
+	if err := validateHostName("service namespace", s.Namespace); err != nil {
+		return s, err
+	}
+	if s.Network == "" {
+		return s, fmt.Errorf("service %s: no network: %w", s.Name, errdefs.ErrInvalidArgument)
+	}
+	ports := make([]ServicePort, len(s.Ports))
+	for i, p := range s.Ports {
+		p.Protocol = strings.ToLower(p.Protocol)
+		if p.Protocol == "" {
+			p.Protocol = "tcp"
+		}
+		if p.Protocol != "tcp" && p.Protocol != "udp" {
+			return s, fmt.Errorf("service %s: port %d: protocol %q must be tcp or udp: %w", s.Name, p.Port, p.Protocol, errdefs.ErrInvalidArgument)
+		}
+		if p.TargetPort == 0 {
+			return s, fmt.Errorf("service %s: port %d/%s: target port 0: %w", s.Name, p.Port, p.Protocol, errdefs.ErrInvalidArgument)
+		}
+		if p.Port == 0 {
+			p.Port = p.TargetPort
+		}
+		if p.HostIP.IsValid() {
+			p.HostIP = p.HostIP.Unmap()
+			if !p.HostIP.Is4() {
+				return s, fmt.Errorf("service %s: host address %s: only IPv4 is supported: %w", s.Name, p.HostIP, errdefs.ErrInvalidArgument)
+			}
+			if p.HostIP.IsUnspecified() {
+				p.HostIP = netip.Addr{}
+			}
+		}
+		if p.HostIP.IsValid() && p.HostPort == 0 {
+			return s, fmt.Errorf("service %s: port %d/%s: a host address needs a host port: %w", s.Name, p.Port, p.Protocol, errdefs.ErrInvalidArgument)
+		}
+		for _, q := range ports[:i] {
+			if q.Port == p.Port && q.Protocol == p.Protocol {
+				return s, fmt.Errorf("service %s: port %d/%s is given twice: %w", s.Name, p.Port, p.Protocol, errdefs.ErrInvalidArgument)
+			}
+			if p.HostPort != 0 && q.HostPort == p.HostPort && q.Protocol == p.Protocol && ipsOverlap(p.HostIP, q.HostIP) {
+				return s, fmt.Errorf("service %s: host port %d/%s is published twice: %w", s.Name, p.HostPort, p.Protocol, errdefs.ErrInvalidArgument)
+			}
+		}
+		ports[i] = p
+	}
+	s.Ports = ports
+	return s, nil
+}
+
+// servicesOf returns the services of a network ("" for all).
+func (st *state) servicesOf(network string) []*Service {
+	var out []*Service
+	for _, s := range st.Services {
+		if network == "" || s.Network == network {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (st *state) service(network, name string) *Service {
+	for _, s := range st.Services {
+		if s.Network == network && s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func (st *state) removeService(s *Service) {
+	st.Services = slices.DeleteFunc(st.Services, func(o *Service) bool { return o == s })
+}
+
+// dropBackend takes a container that leaves a network out of the
+// services on it, and reports whether it was a backend of any.
+func (st *state) dropBackend(network, containerID string) bool {
+	was := false
+	for _, s := range st.servicesOf(network) {
+		n := len(s.Backends)
+		s.Backends = slices.DeleteFunc(s.Backends, func(id string) bool { return id == containerID })
+		was = was || len(s.Backends) != n
+	}
+	return was
+}
+
+// usedAddrs are the addresses of a network that allocate must not hand
+// out: its endpoints' and its services' VIPs.
+func (st *state) usedAddrs(network string) map[netip.Addr]bool {
+	used := map[netip.Addr]bool{}
+	for _, e := range st.endpointsOf(network) {
+		used[e.IP] = true
+	}
+	for _, s := range st.servicesOf(network) {
+		used[s.VIP] = true
+	}
+	return used
+}
+
+// backendAddrs returns the addresses of s's backends that are connected.
+func (st *state) backendAddrs(s *Service) []netip.Addr {
+	var out []netip.Addr
+	for _, id := range s.Backends {
+		if e := st.endpoint(s.Network, id); e != nil {
+			out = append(out, e.IP)
+		}
+	}
+	return out
+}
+
+// portHolder names what publishes host port p already, apart from the
+// service skip: "container ID" or "service NAME", or "".
+func (st *state) portHolder(p PortMapping, skip *Service) string {
+	clash := func(q PortMapping) bool {
+		return q.HostPort == p.HostPort && q.Protocol == p.Protocol && ipsOverlap(q.HostIP, p.HostIP)
+	}
+	for _, e := range st.Endpoints {
+		for _, q := range e.Ports {
+			if clash(q) {
+				return "container " + short(e.ContainerID)
+			}
+		}
+	}
+	for _, s := range st.Services {
+		if s == skip {
+			continue
+		}
+		for _, q := range s.Ports {
+			if q.HostPort != 0 && clash(q.published()) {
+				return "service " + s.Name + " (network " + s.Network + ")"
+			}
+		}
+	}
+	return ""
+}
+
+// Services lists the services of a network, or of all networks for "", by
+// network and name. An unknown network fails with errdefs.ErrNotFound.
+func (m *Manager) Services(ctx context.Context, network string) ([]Service, error) {
+	st, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := ""
+	if network != "" {
+		n, err := st.find(network)
+		if err != nil {
+			return nil, err
+		}
+		name = n.Name
+	}
+	var out []Service
+	for _, s := range st.servicesOf(name) {
+		out = append(out, s.clone())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
