@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,13 +159,18 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 	}
 	f := &eventsFollower{path: path}
 	defer f.close()
+	// Written to, created or renamed, the log is read at once; poll stays
+	// as the bound on a change inotify did not report (or the only way,
+	// where it cannot watch).
+	changed, unwatch := watchFile(path)
+	defer unwatch()
 	f.open()
 	if !o.Since.IsZero() {
 		// The rotated log first, unless it is the file just opened
 		// (rotated meanwhile).
 		if old, err := os.Open(path + ".1"); err == nil {
 			if !sameFile(old, f.f) {
-				if done, err := readLines(old, nil, deliver); done || err != nil {
+				if done, err := readLines(bufio.NewReaderSize(old, 64<<10), nil, deliver); done || err != nil {
 					old.Close()
 					return err
 				}
@@ -174,6 +180,8 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 	} else if f.f != nil {
 		f.f.Seek(0, io.SeekEnd)
 	}
+	wait := time.NewTimer(poll)
+	defer wait.Stop()
 	for {
 		done, err := f.read(deliver)
 		if done || err != nil {
@@ -182,24 +190,71 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 		if !o.Until.IsZero() && time.Now().After(o.Until) {
 			return nil
 		}
+		if changed != nil {
+			wait.Reset(max(poll, time.Second))
+		} else {
+			wait.Reset(poll)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(poll):
+		case <-changed:
+		case <-wait.C:
 		}
 	}
+}
+
+// watchFile returns a channel that receives when path is written to,
+// created or renamed, and a function that stops that; the channel is nil
+// when inotify cannot watch path's directory.
+func watchFile(path string) (<-chan struct{}, func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, func() {}
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return nil, func() {}
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		for ev := range w.Events {
+			if ev.Name == path {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		for range w.Errors { // an overflow: the poll catches up
+		}
+	}()
+	return ch, func() { w.Close() }
 }
 
 // eventsFollower reads the events log as it grows and across rotations.
 type eventsFollower struct {
 	path    string
 	f       *os.File
+	br      *bufio.Reader
 	partial []byte
 }
 
 func (f *eventsFollower) open() {
-	if f.f == nil {
-		f.f, _ = os.Open(f.path)
+	if f.f != nil {
+		return
+	}
+	if f.f, _ = os.Open(f.path); f.f == nil {
+		return
+	}
+	// One buffer for the follow: a follower reads often and mostly
+	// nothing, and should not allocate each time.
+	if f.br == nil {
+		f.br = bufio.NewReaderSize(f.f, 64<<10)
+	} else {
+		f.br.Reset(f.f)
 	}
 }
 
@@ -217,7 +272,7 @@ func (f *eventsFollower) read(deliver func([]byte) (bool, error)) (bool, error) 
 		if f.f == nil {
 			return false, nil
 		}
-		done, err := readLines(f.f, &f.partial, deliver)
+		done, err := readLines(f.br, &f.partial, deliver)
 		if done || err != nil {
 			return done, err
 		}
@@ -239,8 +294,7 @@ func (f *eventsFollower) read(deliver func([]byte) (bool, error)) (bool, error) 
 
 // readLines delivers each complete line of r; an incomplete last line is
 // kept in *partial (when given) for the next call.
-func readLines(r io.Reader, partial *[]byte, deliver func([]byte) (bool, error)) (bool, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+func readLines(br *bufio.Reader, partial *[]byte, deliver func([]byte) (bool, error)) (bool, error) {
 	var carry []byte
 	if partial != nil {
 		carry = *partial

@@ -17,7 +17,8 @@
 // ActionExited). A template without probes uses the image's HEALTHCHECK,
 // which the container's monitor runs, as liveness and readiness.
 //
-// Ports are published only when the task's template carries LabelPublish,
-// which the controller sets for a service of one replica (load-balanced
-// publishing across replicas is the next issue's).
+// Publish and Unpublish hand a service's ready tasks to the network
+// package, which gives the service a virtual IP and DNS names on its
+// networks and spreads its published ports over them with nftables; the
+// containers themselves publish nothing.
 package agent

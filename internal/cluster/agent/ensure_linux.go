@@ -118,14 +118,5 @@ func createOptions(t api.Task, tpl api.TaskTemplate, name string) (container.Cre
 	h.Resources.Memory = tpl.Resources.Limits.MemoryBytes
 	h.Resources.NanoCPUs = tpl.Resources.Limits.NanoCPUs
 	h.RestartPolicy = container.RestartPolicy{Name: "no"}
-	if p := t.Template.Labels[LabelPublish]; p != "" {
-		for _, s := range strings.Split(p, ",") {
-			ps, err := container.ParsePorts(strings.TrimSpace(s))
-			if err != nil {
-				return o, err
-			}
-			h.Ports = append(h.Ports, ps...)
-		}
-	}
 	return o, nil
 }

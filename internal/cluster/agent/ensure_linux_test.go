@@ -13,7 +13,6 @@ func TestCreateOptions(t *testing.T) {
 		Mounts:          []api.Mount{{Type: api.MountVolume, Target: "/data"}, {Type: api.MountTmpfs, Target: "/tmp"}},
 		Networks:        []string{"front", "back"},
 		Resources:       api.ResourceRequirements{Limits: api.Resources{NanoCPUs: 1e9, MemoryBytes: 64 << 20}},
-		Labels:          map[string]string{LabelPublish: "8080:80, 53:53/udp"},
 		StopGracePeriod: api.Duration(1500 * time.Millisecond),
 	}}
 	tpl := withDefaults(tk.Template)
@@ -32,9 +31,6 @@ func TestCreateOptions(t *testing.T) {
 	}
 	if o.Host.Resources.Memory != 64<<20 || o.Host.Resources.NanoCPUs != 1e9 || o.Host.RestartPolicy.Name != "no" {
 		t.Errorf("host %+v", o.Host)
-	}
-	if len(o.Host.Ports) != 2 || o.Host.Ports[0].HostPort != 8080 || o.Host.Ports[1].Protocol != "udp" {
-		t.Errorf("ports %+v", o.Host.Ports)
 	}
 	if *o.Config.StopTimeout != 2 {
 		t.Errorf("stop timeout %d, want the grace period rounded up", *o.Config.StopTimeout)

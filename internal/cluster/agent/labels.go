@@ -18,8 +18,6 @@ const (
 	LabelRevision      = "berth.revision"
 	LabelReserveCPU    = "berth.task.reserve.nanocpus"
 	LabelReserveMemory = "berth.task.reserve.memory"
-	// LabelPublish is api.LabelPublish: the ports to publish for a task.
-	LabelPublish = api.LabelPublish
 	// LabelProbes holds the template's probes (JSON), so that an agent
 	// that adopts the container probes it as the one that started it.
 	LabelProbes = "berth.task.probes"

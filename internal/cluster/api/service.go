@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -308,30 +307,6 @@ type PortConfig struct {
 	TargetPort int `json:"targetPort"`
 	// PublishedPort is the host port; 0 lets the control plane pick one.
 	PublishedPort int `json:"publishedPort,omitempty"`
-}
-
-// LabelPublish, in the labels of a task's copy of its template, lists the
-// ports its node publishes for it, as `berth run -p` takes them,
-// comma-separated ("8080:80/tcp,53:53/udp"). The controller sets it for a
-// one-replica service (the revision's template, and so its hash, stays
-// without it); publishing over several replicas is service networking's.
-const LabelPublish = "berth.task.publish"
-
-// PublishLabel returns ports in LabelPublish's form.
-func PublishLabel(ports []PortConfig) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		proto := p.Protocol
-		if proto == "" {
-			proto = ProtocolTCP
-		}
-		if p.PublishedPort == 0 {
-			s[i] = fmt.Sprintf("%d/%s", p.TargetPort, proto)
-		} else {
-			s[i] = fmt.Sprintf("%d:%d/%s", p.PublishedPort, p.TargetPort, proto)
-		}
-	}
-	return strings.Join(s, ",")
 }
 
 // Protocol is a transport protocol.

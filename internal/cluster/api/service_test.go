@@ -94,19 +94,4 @@ func TestTemplateHash(t *testing.T) {
 	if base.Hash() == changed.Hash() {
 		t.Errorf("templates with different env hash the same")
 	}
-	task := base
-	task.Labels = map[string]string{"a": "1", "b": "2", LabelPublish: PublishLabel([]PortConfig{{TargetPort: 80, PublishedPort: 8080}})}
-	if base.Hash() != task.Hash() {
-		t.Errorf("a task's copy with %s hashes unlike its template", task.Labels[LabelPublish])
-	}
-	if len(task.Labels) != 3 {
-		t.Errorf("Hash changed its receiver's labels: %v", task.Labels)
-	}
-}
-
-func TestPublishLabel(t *testing.T) {
-	got := PublishLabel([]PortConfig{{TargetPort: 80, PublishedPort: 8080}, {Protocol: ProtocolUDP, TargetPort: 53, PublishedPort: 5353}, {TargetPort: 443}})
-	if want := "8080:80/tcp,5353:53/udp,443/tcp"; got != want {
-		t.Errorf("PublishLabel = %q, want %q", got, want)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"maps"
 	"time"
 )
 
@@ -56,10 +55,6 @@ func (t *TaskTemplate) SetDefaults() {
 func (t TaskTemplate) Hash() string {
 	t = t.clone()
 	t.SetDefaults()
-	if _, ok := t.Labels[LabelPublish]; ok { // a task's copy: the same template
-		t.Labels = maps.Clone(t.Labels)
-		delete(t.Labels, LabelPublish)
-	}
 	b, err := json.Marshal(t) // maps are written in key order
 	if err != nil {
 		panic("api: template hash: " + err.Error()) // every field is plain data

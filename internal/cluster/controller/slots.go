@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"time"
 
@@ -193,13 +192,6 @@ func (p *pass) newTask(n int, rev revisionKV, restarts int) *taskKV {
 		Revision: rev.Number, DesiredState: api.TaskRunning, Template: rev.Template, CreatedAt: p.now,
 		Status: api.TaskStatus{State: api.TaskPending, RestartCount: restarts, Timestamp: p.now}}}
 	t.Status.TaskID = t.ID
-	if ports := svc.Spec.Ports; len(ports) > 0 && svc.Spec.DesiredReplicas() == 1 {
-		t.Template.Labels = maps.Clone(t.Template.Labels)
-		if t.Template.Labels == nil {
-			t.Template.Labels = map[string]string{}
-		}
-		t.Template.Labels[api.LabelPublish] = api.PublishLabel(ports)
-	}
 	return t
 }
 

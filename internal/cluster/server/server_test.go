@@ -351,3 +351,28 @@ func TestAutoPublishedPort(t *testing.T) {
 		t.Errorf("after an update: ports %+v, want 80 still on 30000", p)
 	}
 }
+
+// TestServiceByID: a service is found by its name, its ID or a prefix of
+// its ID that is unique, as Docker finds them.
+func TestServiceByID(t *testing.T) {
+	c, _ := start(t)
+	ctx := context.Background()
+	created, err := c.Create(ctx, web("busybox", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{created.ID, created.ID[:12], created.ID[:3]} {
+		if got, err := c.Service(ctx, ref); err != nil || got.Name != "web" {
+			t.Errorf("Service(%s) = %s, %v; want web", ref, got.Name, err)
+		}
+	}
+	if _, err := c.Service(ctx, "zzzzzzzzzzzz"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("an unknown ID: %v, want not found", err)
+	}
+	if err := c.Remove(ctx, created.ID[:12]); err != nil {
+		t.Fatalf("remove by ID: %v", err)
+	}
+	if _, err := c.Service(ctx, "web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("after remove by ID: %v, want not found", err)
+	}
+}

@@ -22,14 +22,44 @@ import (
 // write that does not concern it (the controllers' status) is retried.
 const casAttempts = 20
 
-// read returns the service called name and its key's state.
-func (s *Server) read(ctx context.Context, name string) (api.Service, store.KeyValue, error) {
-	if err := api.ValidateName(name); err != nil {
+// resolve returns the name of the service ref names: its name, its ID or
+// a prefix of its ID that no other service's ID starts with (as Docker
+// takes them).
+func (s *Server) resolve(ctx context.Context, ref string) (string, error) {
+	if err := api.ValidateName(ref); err != nil {
+		return "", err
+	}
+	if _, err := s.store.Get(ctx, api.ServiceKey(ref)); !errors.Is(err, errdefs.ErrNotFound) {
+		return ref, err
+	}
+	all, err := listKind[api.Service](ctx, s.store, api.ServicesPrefix)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, svc := range all {
+		if strings.HasPrefix(svc.ID, ref) {
+			found = append(found, svc.Name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no such service: %s: %w", ref, errdefs.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("service ID %s is ambiguous: it starts the IDs of services %s: %w", ref, strings.Join(found, ", "), errdefs.ErrInvalidArgument)
+}
+
+// read returns the service ref names (see resolve) and its key's state.
+func (s *Server) read(ctx context.Context, ref string) (api.Service, store.KeyValue, error) {
+	name, err := s.resolve(ctx, ref)
+	if err != nil {
 		return api.Service{}, store.KeyValue{}, err
 	}
 	kv, err := s.store.Get(ctx, api.ServiceKey(name))
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return api.Service{}, kv, fmt.Errorf("no such service: %s: %w", name, errdefs.ErrNotFound)
+		return api.Service{}, kv, fmt.Errorf("no such service: %s: %w", ref, errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return api.Service{}, kv, err
@@ -143,7 +173,10 @@ func (s *Server) create(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) update(r *http.Request) (int, any, error) {
-	name := r.PathValue("name")
+	name, err := s.resolve(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
 	var in api.Service
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
