@@ -8,10 +8,11 @@
 # container and serves the same page from a new one on the same volume.
 # Then it builds examples/build (a Containerfile in two stages on that
 # image) with `berth build`, twice (the second time from the cache), and
-# serves the site it made. Last, a service: three nginx replicas that berth
-# keeps running (one is killed with kill -9 and replaced), updates one at a
-# time, scales, and rolls back after an update to a missing image paused;
-# and a one-replica service with a published port.
+# serves the site it made. Last, a service: three nginx replicas behind one
+# published port and one name (the kernel spreads the connections over
+# them), that berth keeps running (one is killed with kill -9 and
+# replaced), updates one at a time, scales, and rolls back after an update
+# to a missing image paused.
 #
 #   hack/install-deps.sh && make build && hack/demo.sh     (as root)
 #
@@ -51,6 +52,10 @@ cleanup() {
   fi
   for id in $(b ps -aq 2>/dev/null); do b rm -f "$id" >/dev/null 2>&1; done
   b volume rm site >/dev/null 2>&1
+  # What a killed control plane left of its services: the demo's own
+  # nftables table and bridges.
+  nft delete table ip bdemo 2>/dev/null
+  ip -o link show | awk -F': ' 'index($2, "bdemo") == 1 {sub(/@.*/, "", $2); print $2}' | xargs -r -n1 ip link del 2>/dev/null
   awk -v d="$root/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
   rm -rf "$root"
 }
@@ -147,12 +152,23 @@ b rm -f site
 echo
 echo "== a service: replicas that berth keeps running, rolls out, scales and rolls back"
 echo "(the first service command starts this root's control plane, berth serve, in the background)"
-say "berth service create --name web --replicas 3 localhost/nginx"
-b service create --name web --replicas 3 localhost/nginx
+netsubnet=${subnet%.0.0/24}.1.0/24
+say "berth network create --subnet $netsubnet demo     # a network with DNS names"
+b network create --subnet "$netsubnet" demo
+# Each replica's page says which replica it is.
+say "berth service create --name web --replicas 3 --network demo -p $port:80 localhost/nginx sh -c 'hostname > /var/www/html/index.html && exec nginx -g \"daemon off;\"'"
+b service create --name web --replicas 3 --network demo -p "$port:80" localhost/nginx \
+  sh -c 'hostname > /var/www/html/index.html && exec nginx -g "daemon off;"'
 say "berth service ls"
 b service ls
 say "berth service ps web"
 b service ps web
+say "for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:$port/; done     # one port, spread over the replicas"
+for i in 1 2 3 4 5 6; do curl -sS --max-time 5 "http://127.0.0.1:$port/"; done
+say "berth service inspect -f '{{.status.virtualIPs}}' web"
+b service inspect -f '{{.status.virtualIPs}}' web
+say "berth run --rm --network demo localhost/nginx getent hosts web tasks.web     # its name and its replicas' names"
+b run --rm --network demo localhost/nginx sh -c "getent hosts web; getent ahostsv4 tasks.web | awk '{print \$1}' | sort -u"
 
 echo
 echo "== break it: kill -9 one replica's nginx from the host; the service replaces it"
@@ -209,25 +225,19 @@ say "berth service ls"
 b service ls
 say "berth ps --filter label=berth.service.name=web"
 b ps --filter label=berth.service.name=web
-old=$(b ps -q --filter label=berth.service.name=web | head -n 1)
-ip=$(b inspect -f '{{.NetworkSettings.IPAddress}}' "$old")
-say "curl http://$ip/     # an old replica, at its address on the bridge"
-curl -sS --max-time 5 "http://$ip/"
+say "curl http://127.0.0.1:$port/     # the old replicas still serve"
+curl -sS --max-time 5 "http://127.0.0.1:$port/"
 say "berth service rollback web"
 b service rollback web
 say "berth service ls"
 b service ls
 
 echo
-echo "== a service of one replica publishes its port (load balancing over replicas comes later)"
-say "berth service create --name page -p $port:80 localhost/nginx"
-b service create --name page -p "$port:80" localhost/nginx
-serving "$(b ps -q --filter label=berth.service.name=page)"
-say "curl http://127.0.0.1:$port/"
-curl -sS "http://127.0.0.1:$port/"
+say "berth service rm web"
+b service rm web
 say "berth service ls"
 b service ls
-say "berth service rm web page"
-b service rm web page
-say "berth service ls"
-b service ls
+# The control plane takes the service out of the network just after.
+say "berth network rm demo"
+for _ in $(seq 100); do b network rm demo >/dev/null 2>&1 && break; sleep 0.1; done
+b network ls

@@ -173,21 +173,22 @@ func (e *env) cleanup() {
 	if e.servePid() != 0 {
 		if names, _, _ := e.run("service", "ls", "-q"); names != "" {
 			e.run(append([]string{"service", "rm"}, strings.Fields(names)...)...)
-			// The control plane takes them out of load balancing and
-			// stops their replicas after the command returned.
-			deadline := time.Now().Add(20 * time.Second)
+			// The control plane takes them out of load balancing just
+			// after the command returned (their replicas are removed
+			// below).
+			deadline := time.Now().Add(30 * time.Second)
 			for {
-				ids, _, _ := e.run("ps", "-aq")
 				nets, _, _ := e.run("network", "ls", "-q")
 				svcs, _, _ := e.run(append([]string{"network", "inspect"}, strings.Fields(nets)...)...)
-				if ids == "" && !strings.Contains(svcs, `"Services"`) {
+				if !strings.Contains(svcs, `"Services"`) {
 					break
 				}
 				if time.Now().After(deadline) {
-					e.t.Logf("the control plane did not finish removing the services: containers %q, networks %s", ids, svcs)
+					log, _ := os.ReadFile(filepath.Join(e.dir, "serve.log"))
+					e.t.Logf("the control plane did not take the services out of their networks: %s\nserve.log:\n%s", svcs, log)
 					break
 				}
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 	}

@@ -116,16 +116,22 @@ func (c *Controller) collect(ctx context.Context) error {
 		return err
 	}
 	byID := map[string]*taskKV{}
+	var gone, running []*taskKV
 	for _, t := range tasks {
 		byID[t.ID] = t
 		if live[t.ServiceID] {
 			continue
 		}
+		gone = append(gone, t)
 		if !t.Status.State.Terminal() && t.NodeID != "" {
-			if err := c.stopTask(ctx, t); err != nil {
-				return err
-			}
+			running = append(running, t)
 		}
+	}
+	// All at once, as a scale-down stops its tasks.
+	if err := c.stopTasks(ctx, running); err != nil {
+		return err
+	}
+	for _, t := range gone {
 		if err := c.forgetTask(ctx, t); err != nil {
 			return err
 		}

@@ -357,9 +357,19 @@ func TestAutoPublishedPort(t *testing.T) {
 func TestServiceByID(t *testing.T) {
 	c, _ := start(t)
 	ctx := context.Background()
-	created, err := c.Create(ctx, web("busybox", 1))
-	if err != nil {
-		t.Fatal(err)
+	var created api.Service
+	for { // an ID that starts with a digit, which no name may
+		s, err := c.Create(ctx, web("busybox", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID[0] >= '0' && s.ID[0] <= '9' {
+			created = s
+			break
+		}
+		if err := c.Remove(ctx, "web"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, ref := range []string{created.ID, created.ID[:12], created.ID[:3]} {
 		if got, err := c.Service(ctx, ref); err != nil || got.Name != "web" {

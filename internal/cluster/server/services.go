@@ -26,7 +26,7 @@ const casAttempts = 20
 // a prefix of its ID that no other service's ID starts with (as Docker
 // takes them).
 func (s *Server) resolve(ctx context.Context, ref string) (string, error) {
-	if err := api.ValidateName(ref); err != nil {
+	if err := api.ValidateName(ref); err != nil && !idLike(ref) {
 		return "", err
 	}
 	if _, err := s.store.Get(ctx, api.ServiceKey(ref)); !errors.Is(err, errdefs.ErrNotFound) {
@@ -49,6 +49,12 @@ func (s *Server) resolve(ctx context.Context, ref string) (string, error) {
 		return found[0], nil
 	}
 	return "", fmt.Errorf("service ID %s is ambiguous: it starts the IDs of services %s: %w", ref, strings.Join(found, ", "), errdefs.ErrInvalidArgument)
+}
+
+// idLike reports whether ref could be (a prefix of) a service ID, which,
+// unlike a name, may start with a digit.
+func idLike(ref string) bool {
+	return ref != "" && strings.Trim(ref, "abcdefghijklmnopqrstuvwxyz0123456789") == ""
 }
 
 // read returns the service ref names (see resolve) and its key's state.
