@@ -167,7 +167,7 @@ say "for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:$port/; done     # one po
 for i in 1 2 3 4 5 6; do curl -sS --max-time 5 "http://127.0.0.1:$port/"; done
 say "berth service inspect -f '{{.status.virtualIPs}}' web"
 b service inspect -f '{{.status.virtualIPs}}' web
-say "berth run --rm --network demo localhost/nginx getent hosts web tasks.web     # its name and its replicas' names"
+say "berth run --rm --network demo localhost/nginx sh -c \"getent hosts web; getent ahostsv4 tasks.web | awk '{print \\\$1}' | sort -u\"     # the name's virtual IP; tasks.web: the replicas"
 b run --rm --network demo localhost/nginx sh -c "getent hosts web; getent ahostsv4 tasks.web | awk '{print \$1}' | sort -u"
 
 echo
