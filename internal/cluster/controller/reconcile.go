@@ -149,6 +149,7 @@ func (p *pass) run(ctx context.Context) error {
 			}
 		}
 	}
+	var ensure []*taskKV
 	for _, t := range p.v.active() {
 		if t.NodeID == "" {
 			continue
@@ -156,24 +157,42 @@ func (p *pass) run(ctx context.Context) error {
 		if st, ok := p.c.obs.get(t.ID); ok && st.State != api.TaskStarting {
 			continue
 		}
-		r, ok := p.c.runners[t.NodeID]
-		if !ok {
-			continue // another controller's node
+		if _, ok := p.c.runners[t.NodeID]; ok { // else another controller's node
+			ensure = append(ensure, t)
 		}
-		st, err := r.Ensure(ctx, t.Task)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			st = api.TaskStatus{TaskID: t.ID, State: api.TaskRejected, Message: err.Error(), Timestamp: p.now, FinishedAt: p.now}
-		}
-		p.c.obs.set(t.NodeID, st)
-		if err := p.record(ctx, t, st); err != nil {
+	}
+	// Containers start several at once (much of a start is waiting); the
+	// statuses are written in order after.
+	sts := make([]api.TaskStatus, len(ensure))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, ensureParallel)
+	for i, t := range ensure {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st, err := p.c.runners[t.NodeID].Ensure(ctx, t.Task)
+			if err != nil {
+				st = api.TaskStatus{TaskID: t.ID, State: api.TaskRejected, Message: err.Error(), Timestamp: p.now, FinishedAt: p.now}
+			}
+			sts[i] = st
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for i, t := range ensure {
+		p.c.obs.set(t.NodeID, sts[i])
+		if err := p.record(ctx, t, sts[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// ensureParallel is how many Runner.Ensure calls a pass makes at once.
+const ensureParallel = 4
 
 // takeOut removes tasks from the service: their desired state becomes
 // shutdown and, once that decision is committed, they leave load balancing
