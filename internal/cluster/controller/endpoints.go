@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
 )
@@ -24,8 +25,9 @@ func (p *pass) endpoints() api.ServiceEndpoints {
 
 // publish hands the service's endpoints to every Runner when they changed
 // since it last did, and records the virtual IPs and endpoints in the
-// service's status. Runners converge by themselves only through this: a
-// Runner that fails is tried again on the next pass.
+// service's status. A Runner that fails (a host port a container holds,
+// say) does not hold up the rest of the pass, which runs the replicas all
+// the same: it is logged and tried again a second later.
 func (p *pass) publish(ctx context.Context) error {
 	e := p.endpoints()
 	c := p.c
@@ -48,7 +50,9 @@ func (p *pass) publish(ctx context.Context) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		log(ctx).Warn("publish service", "service", p.v.name, "err", err)
+		p.wake(time.Second)
+		return nil
 	}
 	c.mu.Lock()
 	c.published[p.v.svc.ID] = e

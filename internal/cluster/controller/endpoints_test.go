@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -119,4 +120,27 @@ func TestDrainBeforeStop(t *testing.T) {
 	if len(bad) > 0 {
 		t.Error(bad)
 	}
+}
+
+// TestPublishFailure: a node that cannot publish a service (a host port a
+// container holds) does not keep its replicas from running; publishing is
+// tried again until it succeeds.
+func TestPublishFailure(t *testing.T) {
+	e := newEnv(t)
+	e.run.mu.Lock()
+	e.run.publishErr = errors.New("port 8080/tcp is already published by container abc")
+	e.run.mu.Unlock()
+	e.start()
+	e.create("web", 2, "nginx:1", nil)
+	eventually(t, "2 replicas despite the failure", e.converged("web", 2, "nginx:1"))
+	if _, ok := e.run.endpoints("web"); ok {
+		t.Fatal("published while Publish failed")
+	}
+	e.run.mu.Lock()
+	e.run.publishErr = nil
+	e.run.mu.Unlock()
+	eventually(t, "published once it can be", func() (bool, string) {
+		p, ok := e.run.endpoints("web")
+		return ok && len(p.Tasks) == 2, fmt.Sprint(p.Tasks)
+	})
 }

@@ -23,6 +23,7 @@ type fakeRunner struct {
 	ensured    int             // containers created
 	onStop     func(taskID string)
 	published  map[string]api.ServiceEndpoints // by service name
+	publishErr error                           // what Publish returns, when set
 
 	recording bool
 	maxLive   map[string]int
@@ -44,6 +45,9 @@ func newFakeRunner() *fakeRunner {
 func (f *fakeRunner) Publish(_ context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.publishErr != nil {
+		return nil, f.publishErr
+	}
 	f.published[e.Service] = e
 	return []api.VirtualIP{{Network: "bridge", Addr: "vip-" + e.Service}}, nil
 }
