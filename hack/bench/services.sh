@@ -23,11 +23,10 @@
 #   make build && hack/bench/services.sh [RUNS]      (default 10)
 #
 # Needs root and the Debian packages podman, runc, netavark, iptables (which
-# netavark drives), curl and
-# mmdebstrap; it installs nothing itself. The nginx root file system comes
-# from hack/bench/nginx-rootfs.sh (made once, about a minute, cached in
-# /var/cache/berth-demo). BERTH_BIN=PATH measures another berth binary
-# (berth-runtime is taken from beside it when there).
+# netavark drives), curl and mmdebstrap; it installs nothing itself. The
+# nginx root file system comes from hack/bench/nginx-rootfs.sh (made once,
+# about a minute, cached in /var/cache/berth-demo). BERTH_BIN=PATH measures
+# another berth binary (berth-runtime is taken from beside it when there).
 #
 # Neither side touches the user's stores, networks or configuration: berth
 # gets its own --root (and so its own control plane, store and socket) with
