@@ -3,7 +3,8 @@
 # 3-replica nginx service through its virtual IP and through its published
 # port, against one replica's own address, and Podman's published port of
 # one nginx container for reference; wrk from the host, ROUNDS rounds
-# alternating the four targets, medians.
+# alternating the four targets, medians. Then how long a replica killed
+# with kill -9 stays in the balancer.
 #
 #   make build && hack/bench/svcnet.sh [ROUNDS]      (default 5)
 #
@@ -110,6 +111,27 @@ for i in $(seq 1 "$rounds"); do
     echo "round $i $t: $r req/s, p99 $l ms" >&2
   done
 done
+# kill -9 of a replica's nginx until the balancer no longer holds its
+# address (the nftables table, read with nft every 5 ms); each kill on a
+# slot not killed before (a slot's first replacement is immediate).
+declare -a drop=()
+for slot in 1 2 3; do
+  id=$("${B[@]}" ps -q --filter label=berth.service.name=web --filter "label=berth.task.slot=$slot")
+  ip=$("${B[@]}" inspect -f '{{.NetworkSettings.IPAddress}}' "$id")
+  pid=$("${B[@]}" inspect -f '{{.State.Pid}}' "$id")
+  nft list table ip "$prefix" | grep -qF "$ip" || { echo "$ip not in the table" >"$work/out"; fail "finding slot $slot in the balancer"; }
+  s=${EPOCHREALTIME/./}
+  kill -9 "$pid"
+  while nft list table ip "$prefix" | grep -qF "$ip"; do
+    [ $((${EPOCHREALTIME/./} - s)) -lt 10000000 ] || { echo "still there after 10 s" >"$work/out"; fail "waiting for slot $slot to leave"; }
+    sleep 0.005
+  done
+  e=${EPOCHREALTIME/./}
+  drop+=($(((e - s) / 1000)))
+  echo "kill -9 slot $slot: out of the balancer after ${drop[-1]} ms" >&2
+  sleep 1
+done
+
 echo "berth $("${B[@]}" --version | awk '{print $NF}') vs $(podman --version), wrk -t2 -c32 -d5s, $rounds rounds alternating, medians; $(date -u +%F)"
 printf '%-48s %12s %10s %8s\n' "" "req/s" "p99 ms" "vs direct"
 d=$(median ${rps[direct]})
@@ -121,3 +143,4 @@ for t in direct vip published podman; do
   esac
   printf '%-48s %12.0f %10.2f %8.2f\n' "$what" "$r" "$l" "$(awk -v a="$r" -v b="$d" 'BEGIN {print a / b}')"
 done
+echo "kill -9 of a replica -> out of the balancer: median $(median "${drop[@]}") ms of 3 (target <= 1000 ms)"
