@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,4 +103,20 @@ func TestZeroDowntime(t *testing.T) {
 	l = startLoad(url, 4)
 	e.ok("service", "rollback", "web")
 	l.end(t, "rollback")
+}
+
+// TestRestartKeepsServing: the replicas that serve keep serving through
+// kill -9 of the control plane and its restart: the new one does not take
+// them out of the balancer while it probes them again.
+func TestRestartKeepsServing(t *testing.T) {
+	e := newEnv(t)
+	port := fmt.Sprint(19000 + rand.IntN(1000))
+	e.ok("service", "create", "--name", "web", "--replicas", "2", "-p", port+":80", "--stop-grace-period", "1s",
+		"--readiness-http", "80", "--health-interval", "3s",
+		e.image, "sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w")
+	l := startLoad("http://127.0.0.1:"+port+"/", 2)
+	e.killServe(syscall.SIGKILL)
+	e.ok("service", "ls") // starts it again
+	time.Sleep(4 * time.Second)
+	l.end(t, "control plane restarted")
 }

@@ -35,14 +35,18 @@ type prober struct {
 	ready bool
 }
 
-// startProber starts probing c unless it is probed already.
-func (a *Agent) startProber(c *container.Container, st *container.State) {
+// startProber starts probing c unless it is probed already. A container
+// adopted (running before this agent started: the control plane was
+// restarted) starts ready, so that a restart does not take the replicas
+// that serve out of load balancing; its probes run as usual from there.
+func (a *Agent) startProber(c *container.Container, st *container.State, adopted bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.probers[c.ID]; ok || a.ctx.Err() != nil {
 		return
 	}
-	p := &prober{a: a, id: c.ID, taskID: c.Config.Labels[LabelTaskID], p: probesOf(c.Config.Labels), done: make(chan struct{})}
+	p := &prober{a: a, id: c.ID, taskID: c.Config.Labels[LabelTaskID], p: probesOf(c.Config.Labels), done: make(chan struct{}),
+		ready: adopted}
 	p.ctx, p.cancel = context.WithCancel(a.ctx)
 	hc := c.Config.Healthcheck != nil && len(c.Config.Healthcheck.Test) > 0 && c.Config.Healthcheck.Test[0] != "NONE"
 	if p.p.none() && hc {

@@ -14,7 +14,7 @@ import (
 // containers of e.Tasks that run here: a service with a virtual IP on each
 // of its networks (the default network when it names none), its ports
 // published on the host from the first. A network it left (an update
-// changed its networks) forgets it. Without networks (WithNetworks) it
+// changed its networks) forgets it first. Without networks (WithNetworks) it
 // does nothing.
 func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error) {
 	nets := a.o.nets
@@ -39,8 +39,18 @@ func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.Virt
 	if len(names) == 0 {
 		names = []string{network.DefaultNetwork}
 	}
+	// The networks it left first: its published ports may move to
+	// another network, and one network's entry would hold them.
+	keep := map[string]bool{}
+	for _, n := range names {
+		if got, err := nets.Get(ctx, n); err == nil {
+			keep[got.Name] = true
+		}
+	}
+	if err := a.unpublish(ctx, func(s network.Service) bool { return s.Name != e.Service || keep[s.Network] }); err != nil {
+		return nil, err
+	}
 	var vips []api.VirtualIP
-	on := map[string]bool{}
 	for i, n := range names {
 		s := network.Service{Name: e.Service, Network: n, Backends: backends}
 		for _, p := range e.Ports {
@@ -54,10 +64,9 @@ func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.Virt
 		if err != nil {
 			return nil, fmt.Errorf("publish service %s on network %s: %w", e.Service, n, err)
 		}
-		on[out.Network] = true
 		vips = append(vips, api.VirtualIP{Network: out.Network, Addr: out.VIP.String()})
 	}
-	return vips, a.unpublish(ctx, func(s network.Service) bool { return s.Name != e.Service || on[s.Network] })
+	return vips, nil
 }
 
 // Unpublish removes every service of the node's networks whose name live

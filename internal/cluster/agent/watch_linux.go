@@ -126,7 +126,7 @@ func (a *Agent) adopt(ctx context.Context) {
 	}
 	for _, t := range ts {
 		if t.st.Status == container.Running {
-			a.startProber(t.c, t.st)
+			a.startProber(t.c, t.st, true)
 		}
 	}
 }
@@ -144,7 +144,7 @@ func (a *Agent) handle(ev *container.Event) {
 		out.Action, out.Status.State, out.Status.StartedAt = api.ActionStarted, api.TaskRunning, s.Timestamp
 		a.publish(out)
 		if c, st, err := a.e.Get(a.ctx, id); err == nil && st.Status == container.Running {
-			a.startProber(c, st)
+			a.startProber(c, st, false)
 		}
 		return
 	case action == "die":

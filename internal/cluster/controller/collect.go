@@ -111,9 +111,11 @@ func (c *Controller) collect(ctx context.Context) error {
 			live[s.ID], liveNames[s.Name] = true, true
 		}
 	}
-	// A removed service leaves load balancing before its tasks stop.
+	// A removed service leaves load balancing before its tasks stop; a
+	// node that fails to is told again at the next collect, and the rest
+	// of the clean-up goes on.
 	if err := c.unpublish(ctx, liveNames, live); err != nil {
-		return err
+		log(ctx).Warn("unpublish removed services", "err", err)
 	}
 	byID := map[string]*taskKV{}
 	var gone, running []*taskKV

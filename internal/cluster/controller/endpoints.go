@@ -75,8 +75,14 @@ func (p *pass) drain(ctx context.Context, served bool) {
 
 // unpublish removes from every Runner the load balancing of the services
 // not in live (by name), and forgets what was published for service IDs
-// not in liveIDs.
+// not in liveIDs. It forgets after the Runners: a service created since
+// live was listed, published meanwhile and unpublished by mistake here,
+// is then published again by its next pass (a resync's at the latest).
 func (c *Controller) unpublish(ctx context.Context, live, liveIDs map[string]bool) error {
+	var errs []error
+	for _, r := range c.runners {
+		errs = append(errs, r.Unpublish(ctx, func(name string) bool { return live[name] }))
+	}
 	c.mu.Lock()
 	for id := range c.published {
 		if !liveIDs[id] {
@@ -84,9 +90,5 @@ func (c *Controller) unpublish(ctx context.Context, live, liveIDs map[string]boo
 		}
 	}
 	c.mu.Unlock()
-	var errs []error
-	for _, r := range c.runners {
-		errs = append(errs, r.Unpublish(ctx, func(name string) bool { return live[name] }))
-	}
 	return errors.Join(errs...)
 }

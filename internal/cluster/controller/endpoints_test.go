@@ -67,14 +67,21 @@ func TestDrainBeforeStop(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
 	var bad []string
-	left := map[string]time.Time{}
+	stopped := 0
 	e.run.onStop = func(id string) {
 		p, _ := e.run.endpoints("web")
+		e.run.mu.Lock()
+		at, ok := e.run.left[id]
+		e.run.mu.Unlock()
 		mu.Lock()
 		defer mu.Unlock()
-		if slices.Contains(p.Tasks, id) {
+		stopped++
+		switch {
+		case slices.Contains(p.Tasks, id):
 			bad = append(bad, id+" stopped while published")
-		} else if at, ok := left[id]; !ok || time.Since(at) < 300*time.Millisecond {
+		case !ok:
+			bad = append(bad, id+" stopped without leaving")
+		case time.Since(at) < 300*time.Millisecond:
 			bad = append(bad, fmt.Sprintf("%s stopped %v after it left, want the drain delay", id, time.Since(at)))
 		}
 	}
@@ -88,37 +95,13 @@ func TestDrainBeforeStop(t *testing.T) {
 		p, _ := e.run.endpoints("web")
 		return len(p.Tasks) == 3, fmt.Sprint(p.Tasks)
 	})
-	before, _ := e.run.endpoints("web")
-	// Note when each published task leaves, as the balancer would.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			p, _ := e.run.endpoints("web")
-			mu.Lock()
-			for _, id := range before.Tasks {
-				if _, ok := left[id]; !ok && !slices.Contains(p.Tasks, id) {
-					left[id] = time.Now()
-				}
-			}
-			mu.Unlock()
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
 	one := 1
 	e.change("web", func(s *api.Service) { s.Spec.Replicas = &one })
 	eventually(t, "scaled to 1", e.converged("web", 1, "nginx:1"))
-	close(stop)
-	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	if len(bad) > 0 {
-		t.Error(bad)
+	if len(bad) > 0 || stopped != 2 {
+		t.Errorf("%d stopped: %v", stopped, bad)
 	}
 }
 

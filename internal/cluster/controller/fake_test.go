@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type fakeRunner struct {
 	onStop     func(taskID string)
 	published  map[string]api.ServiceEndpoints // by service name
 	publishErr error                           // what Publish returns, when set
+	left       map[string]time.Time            // when Publish last left each task out
 
 	recording bool
 	maxLive   map[string]int
@@ -38,7 +40,7 @@ type fakeTask struct {
 func newFakeRunner() *fakeRunner {
 	return &fakeRunner{tasks: map[string]*fakeTask{}, subs: map[chan api.TaskEvent]bool{},
 		neverReady: map[string]bool{}, maxLive: map[string]int{}, minReady: map[string]int{},
-		published: map[string]api.ServiceEndpoints{}}
+		published: map[string]api.ServiceEndpoints{}, left: map[string]time.Time{}}
 }
 
 // Publish records e; the service's virtual IP is made of its name.
@@ -47,6 +49,12 @@ func (f *fakeRunner) Publish(_ context.Context, e api.ServiceEndpoints) ([]api.V
 	defer f.mu.Unlock()
 	if f.publishErr != nil {
 		return nil, f.publishErr
+	}
+	now := time.Now()
+	for _, id := range f.published[e.Service].Tasks {
+		if !slices.Contains(e.Tasks, id) {
+			f.left[id] = now
+		}
 	}
 	f.published[e.Service] = e
 	return []api.VirtualIP{{Network: "bridge", Addr: "vip-" + e.Service}}, nil

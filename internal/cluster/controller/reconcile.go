@@ -221,14 +221,18 @@ func (p *pass) takeOut(ctx context.Context, ts ...*taskKV) error {
 	return p.c.stopTasks(ctx, slices.DeleteFunc(slices.Clone(ts), func(t *taskKV) bool { return t.Status.State.Terminal() }))
 }
 
-// finishRemovals carries every task taken out to its end.
+// finishRemovals carries every task taken out to its end; those still
+// leaving (a controller stopped before their drain ended) drain again.
 func (p *pass) finishRemovals(ctx context.Context) error {
 	var ts []*taskKV
+	leaving := false
 	for _, t := range p.v.tasks {
 		if t.DesiredState == api.TaskShutdown && !t.Status.State.Terminal() {
 			ts = append(ts, t)
+			leaving = leaving || t.Status.State == api.TaskLeaving
 		}
 	}
+	p.drain(ctx, leaving)
 	return p.c.stopTasks(ctx, ts)
 }
 
