@@ -204,8 +204,8 @@ func (e *Engine) Events(ctx context.Context, o EventsOptions, fn func(*Event) er
 	}
 }
 
-// watchFile returns a channel that receives when path is written to,
-// created or renamed, and a function that stops that; the channel is nil
+// watchFile returns a channel that receives when path (or path.1, where
+// rotation renames it) is written to, created or renamed, and a function that stops that; the channel is nil
 // when inotify cannot watch path's directory.
 func watchFile(path string) (<-chan struct{}, func()) {
 	w, err := fsnotify.NewWatcher()
@@ -219,7 +219,9 @@ func watchFile(path string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	go func() {
 		for ev := range w.Events {
-			if ev.Name == path {
+			// The rotated log too: a writer that opened it before the
+			// rename writes its line there.
+			if ev.Name == path || ev.Name == path+".1" {
 				select {
 				case ch <- struct{}{}:
 				default:
