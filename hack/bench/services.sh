@@ -54,26 +54,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 nginx_tar=$("$here/hack/bench/nginx-rootfs.sh")
 
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-services.XXXXXX")
-n=$((RANDOM % 256))
-prefix=$(printf 'bbs%02x' "$n")        # berth's bridges and nftables table
-psubnet=10.145.$n.0/24                  # podman's network
-pnet=bbs$n
-mkdir -p "$work/bin" "$work/berth"
-cp "$src" "$work/bin/berth"
-[ -x "$(dirname "$src")/berth-runtime" ] && cp "$(dirname "$src")/berth-runtime" "$work/bin/"
-printf '[network]\nprefix = "%s"\ndefault_subnet = "10.144.%d.0/24"\n' "$prefix" "$n" >"$work/berth/berth.toml"
-B=("$work/bin/berth" --root "$work/berth")
+. "$here/hack/bench/peers.sh"
+bench_setup services bbs 144
 sock=$work/berth/run/serve.sock
-
-printf 'unqualified-search-registries = []\n' >"$work/registries.conf"
-printf '[containers]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "%s"\n' \
-  "$work/podman/networks" >"$work/containers.conf"
-printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$work/podman/root" "$work/podman/run" >"$work/storage.conf"
-export CONTAINERS_REGISTRIES_CONF=$work/registries.conf CONTAINERS_CONF=$work/containers.conf \
-  CONTAINERS_STORAGE_CONF=$work/storage.conf
-P=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-  --cgroup-manager cgroupfs --events-backend file --runtime runc)
 PRUN=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network "$pnet")
 
 warnings=()

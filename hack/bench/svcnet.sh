@@ -23,24 +23,8 @@ for p in wrk podman runc iptables curl mmdebstrap; do
 done
 nginx_tar=$("$here/hack/bench/nginx-rootfs.sh")
 
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-bench-svcnet.XXXXXX")
-n=$((RANDOM % 256))
-prefix=$(printf 'bsn%02x' "$n")
-mkdir -p "$work/bin" "$work/berth"
-cp "$src" "$work/bin/berth"
-[ -x "$(dirname "$src")/berth-runtime" ] && cp "$(dirname "$src")/berth-runtime" "$work/bin/"
-printf '[network]\nprefix = "%s"\ndefault_subnet = "10.146.%d.0/24"\n' "$prefix" "$n" >"$work/berth/berth.toml"
-B=("$work/bin/berth" --root "$work/berth")
-
-printf 'unqualified-search-registries = []\n' >"$work/registries.conf"
-printf '[containers]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "%s"\n' \
-  "$work/podman/networks" >"$work/containers.conf"
-printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$work/podman/root" "$work/podman/run" >"$work/storage.conf"
-export CONTAINERS_REGISTRIES_CONF=$work/registries.conf CONTAINERS_CONF=$work/containers.conf \
-  CONTAINERS_STORAGE_CONF=$work/storage.conf
-P=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-  --cgroup-manager cgroupfs --events-backend file --runtime runc)
-pnet=bsn$n
+. "$here/hack/bench/peers.sh"
+bench_setup svcnet bsn 146
 
 fail() { echo "svcnet.sh: $1 failed:" >&2; cat "$work/out" >&2; exit 1; }
 cleanup() {
@@ -82,7 +66,7 @@ direct=$("${B[@]}" inspect -f '{{.NetworkSettings.IPAddress}}' "$one" 2>"$work/o
 
 "${P[@]}" import -q --change 'CMD ["nginx", "-g", "daemon off;"]' --change 'STOPSIGNAL SIGQUIT' \
   "$nginx_tar" localhost/nginx >"$work/out" 2>&1 || fail "podman import"
-"${P[@]}" network create --disable-dns --subnet "10.147.$n.0/24" "$pnet" >"$work/out" 2>&1 || fail "podman network create"
+"${P[@]}" network create --disable-dns --subnet "$psubnet" "$pnet" >"$work/out" 2>&1 || fail "podman network create"
 "${P[@]}" run -d --network "$pnet" --ulimit nofile=4096:4096 --ulimit nproc=1024:1024 -p "$pport:80" --name web localhost/nginx >"$work/out" 2>&1 ||
   fail "podman run -d -p"
 
@@ -119,7 +103,8 @@ for slot in 1 2 3; do
   id=$("${B[@]}" ps -q --filter label=berth.service.name=web --filter "label=berth.task.slot=$slot")
   ip=$("${B[@]}" inspect -f '{{.NetworkSettings.IPAddress}}' "$id")
   pid=$("${B[@]}" inspect -f '{{.State.Pid}}' "$id")
-  nft list table ip "$prefix" | grep -qF "$ip" || { echo "$ip not in the table" >"$work/out"; fail "finding slot $slot in the balancer"; }
+  nft list table ip "$prefix" | grep -qF "$ip" ||
+    { { echo "$ip not in the table:"; nft list table ip "$prefix"; "${B[@]}" service ps web; } >"$work/out" 2>&1; fail "finding slot $slot in the balancer"; }
   s=${EPOCHREALTIME/./}
   kill -9 "$pid"
   while nft list table ip "$prefix" | grep -qF "$ip"; do
