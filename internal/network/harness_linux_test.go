@@ -187,6 +187,16 @@ func (env *testEnv) subnet(i int) netip.Prefix {
 	return netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", env.octet, i))
 }
 
+// networks creates networks of the given names on subnets 1, 2, ….
+func (env *testEnv) networks(names ...string) {
+	env.t.Helper()
+	for i, name := range names {
+		if _, err := env.m.Create(context.Background(), Network{Name: name, Subnet: env.subnet(i + 1)}); err != nil {
+			env.t.Fatal(err)
+		}
+	}
+}
+
 // cleanup removes the services and disconnects what the test left
 // connected, then fails the test if any host object with the prefix
 // remains, and removes it.

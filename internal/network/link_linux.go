@@ -112,15 +112,24 @@ func ensureBridge(n *Network) error {
 	return nil
 }
 
+// existingLink returns the host device called name, nil if there is none.
+func existingLink(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return l, nil
+}
+
 // removeLink deletes a host device; a missing one is no error.
 func removeLink(name string) error {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("link %s: %w", name, err)
+	l, err := existingLink(name)
+	if l == nil {
+		return err
 	}
 	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("link %s: delete: %w", name, err)

@@ -146,11 +146,7 @@ func TestConnectUndo(t *testing.T) {
 	env := newEnv(t)
 	ctx := context.Background()
 	m := env.m
-	for i, name := range []string{"net1", "net2"} {
-		if _, err := m.Create(ctx, Network{Name: name, Subnet: env.subnet(i + 1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env.networks("net1", "net2")
 	ns, e1 := env.connect("net1", "c")
 	links := env.links()
 	_, err := m.Connect(ctx, "net2", Attach{ContainerID: "c2", NetNS: ns})

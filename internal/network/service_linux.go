@@ -181,13 +181,9 @@ func addVIPs(n *Network, vips []netip.Addr) error {
 	if len(vips) == 0 {
 		return nil
 	}
-	br, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	br, err := existingLink(n.Bridge)
+	if br == nil {
+		return err
 	}
 	addrs, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
@@ -210,13 +206,9 @@ func addVIPs(n *Network, vips []netip.Addr) error {
 // delVIP removes a VIP from n's bridge; a missing bridge or address is no
 // error.
 func delVIP(n *Network, vip netip.Addr) error {
-	br, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	br, err := existingLink(n.Bridge)
+	if br == nil {
+		return err
 	}
 	err = netlink.AddrDel(br, &netlink.Addr{IPNet: ipNet(vip, 32)})
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {

@@ -27,11 +27,7 @@ func TestServices(t *testing.T) {
 	env := newEnv(t)
 	ctx := context.Background()
 	m := env.m
-	for i, name := range []string{"net1", "net2"} {
-		if _, err := m.Create(ctx, Network{Name: name, Subnet: env.subnet(i + 1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env.networks("net1", "net2")
 	remote, hostAddr, _ := env.addRemote()
 	primary := primaryAddr(t)
 	nsB1, b1 := env.connect("net1", "b1")
