@@ -378,9 +378,7 @@ func listKind[T any](ctx context.Context, st store.Store, prefix string) ([]T, e
 const autoPortFirst, autoPortLast = 30000, 32767
 
 // checkPorts refuses a host port of svc that another service publishes,
-// and gives each port published without a host port one: the one the
-// stored service had for it, or the first of Swarm's range that no service
-// publishes.
+// and gives each port published without a host port one (assignPorts).
 func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 	if len(svc.Spec.Ports) == 0 {
 		return nil
@@ -389,29 +387,44 @@ func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 	if err != nil {
 		return err
 	}
-	taken := map[int]bool{}
+	var prev *api.Service // as stored, for an update
+	if i := slices.IndexFunc(others, func(o api.Service) bool { return o.Name == svc.Name }); i >= 0 {
+		prev = &others[i]
+		others = slices.Delete(slices.Clone(others), i, i+1)
+	}
 	for _, o := range others {
+		for _, op := range o.Spec.Ports {
+			for _, p := range svc.Spec.Ports {
+				if p.PublishedPort != 0 && p.PublishedPort == op.PublishedPort && p.Protocol == op.Protocol {
+					return &classed{fmt.Sprintf("port %d/%s is already published by service %s: %v", p.PublishedPort, p.Protocol, o.Name, errdefs.ErrConflict),
+						[]error{errdefs.ErrInvalidArgument, errdefs.ErrConflict}}
+				}
+			}
+		}
+	}
+	return assignPorts(svc, prev, others)
+}
+
+// assignPorts gives each port of svc published without a host port the
+// host port prev (the stored service, nil on create) had for the same
+// target port, or else the first of Swarm's range that neither svc nor
+// another service publishes.
+func assignPorts(svc, prev *api.Service, others []api.Service) error {
+	taken := map[int]bool{}
+	for _, o := range append(others, *svc) {
 		for _, p := range o.Spec.Ports {
 			taken[p.PublishedPort] = true
 		}
-	}
-	for _, p := range svc.Spec.Ports {
-		taken[p.PublishedPort] = true
 	}
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
 		if p.PublishedPort != 0 {
 			continue
 		}
-		for _, o := range others {
-			if o.Name != svc.Name {
-				continue
-			}
-			for _, op := range o.Spec.Ports {
-				if op.TargetPort == p.TargetPort && op.Protocol == p.Protocol && !slices.ContainsFunc(svc.Spec.Ports, func(q api.PortConfig) bool {
-					return q.PublishedPort == op.PublishedPort && q.Protocol == op.Protocol
-				}) {
-					p.PublishedPort = op.PublishedPort
+		if prev != nil {
+			for _, op := range prev.Spec.Ports {
+				if p.PublishedPort == 0 && op.TargetPort == p.TargetPort && op.Protocol == p.Protocol && !taken[op.PublishedPort] {
+					p.PublishedPort, taken[op.PublishedPort] = op.PublishedPort, true
 				}
 			}
 		}
@@ -422,19 +435,6 @@ func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 		}
 		if p.PublishedPort == 0 {
 			return fmt.Errorf("port %d/%s: no free host port left in %d-%d: %w", p.TargetPort, p.Protocol, autoPortFirst, autoPortLast, errdefs.ErrUnavailable)
-		}
-	}
-	for _, o := range others {
-		if o.Name == svc.Name {
-			continue
-		}
-		for _, op := range o.Spec.Ports {
-			for _, p := range svc.Spec.Ports {
-				if p.PublishedPort != 0 && p.PublishedPort == op.PublishedPort && p.Protocol == op.Protocol {
-					return &classed{fmt.Sprintf("port %d/%s is already published by service %s: %v", p.PublishedPort, p.Protocol, o.Name, errdefs.ErrConflict),
-						[]error{errdefs.ErrInvalidArgument, errdefs.ErrConflict}}
-				}
-			}
 		}
 	}
 	return nil
