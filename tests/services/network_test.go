@@ -12,11 +12,16 @@ import (
 	"time"
 )
 
-// webArgs run busybox httpd answering its replica's host name, ready while
+// web is the image and command of a replica whose busybox httpd answers
+// its host name.
+func (e *env) web() []string {
+	return []string{e.image, "sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w"}
+}
+
+// webArgs are web's with a stop grace period of 1s and readiness while
 // /w/unready does not exist.
 func (e *env) webArgs() []string {
-	return []string{"--stop-grace-period", "1s", "--readiness-cmd", "test ! -f /w/unready", "--health-interval", "200ms",
-		e.image, "sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w"}
+	return append([]string{"--stop-grace-period", "1s", "--readiness-cmd", "test ! -f /w/unready", "--health-interval", "200ms"}, e.web()...)
 }
 
 // distinct asks get n times and returns the distinct answers, sorted; a

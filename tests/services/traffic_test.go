@@ -86,9 +86,8 @@ func TestZeroDowntime(t *testing.T) {
 	e := newEnv(t)
 	port := fmt.Sprint(19000 + rand.IntN(1000))
 	// Ready once httpd answers: a replica joins the balancer only then.
-	e.ok("service", "create", "--name", "web", "--replicas", "3", "-p", port+":80", "--stop-grace-period", "1s",
-		"--readiness-http", "80", "--health-interval", "200ms",
-		e.image, "sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w")
+	e.ok(append([]string{"service", "create", "--name", "web", "--replicas", "3", "-p", port + ":80", "--stop-grace-period", "1s",
+		"--readiness-http", "80", "--health-interval", "200ms"}, e.web()...)...)
 	url := "http://127.0.0.1:" + port + "/"
 
 	l := startLoad(url, 4)
@@ -111,9 +110,8 @@ func TestZeroDowntime(t *testing.T) {
 func TestRestartKeepsServing(t *testing.T) {
 	e := newEnv(t)
 	port := fmt.Sprint(19000 + rand.IntN(1000))
-	e.ok("service", "create", "--name", "web", "--replicas", "2", "-p", port+":80", "--stop-grace-period", "1s",
-		"--readiness-http", "80", "--health-interval", "3s",
-		e.image, "sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w")
+	e.ok(append([]string{"service", "create", "--name", "web", "--replicas", "2", "-p", port + ":80", "--stop-grace-period", "1s",
+		"--readiness-http", "80", "--health-interval", "3s"}, e.web()...)...)
 	l := startLoad("http://127.0.0.1:"+port+"/", 2)
 	e.killServe(syscall.SIGKILL)
 	e.ok("service", "ls") // starts it again
