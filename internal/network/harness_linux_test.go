@@ -259,6 +259,27 @@ func (env *testEnv) tableExists() bool {
 	return err == nil
 }
 
+// ruleHandles returns the handles of the rules of chains in the test's
+// table; a chain made anew has new ones.
+func (env *testEnv) ruleHandles(chains ...string) map[string][]uint64 {
+	c, err := nftables.New()
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: env.s.Prefix}
+	out := map[string][]uint64{}
+	for _, ch := range chains {
+		rules, err := c.GetRules(t, &nftables.Chain{Table: t, Name: ch})
+		if err != nil {
+			env.t.Fatalf("rules of chain %s: %v", ch, err)
+		}
+		for _, r := range rules {
+			out[ch] = append(out[ch], r.Handle)
+		}
+	}
+	return out
+}
+
 // newNS makes a network namespace for the test.
 func (env *testEnv) newNS(name string) string {
 	t := env.t

@@ -206,6 +206,27 @@ func TestServices(t *testing.T) {
 		if got := backendsSeen(t, nsC, vipAddr(80), 20); got != "[b1]" {
 			t.Errorf("after b2 disconnected: reached %s", got)
 		}
+
+		// A change of backends rewrites the service's own chains only.
+		before := env.ruleHandles("prerouting", "svc-"+vip.String())
+		if _, err := m.SetService(ctx, Service{Name: "web", Network: "net1", Ports: web.Ports}); err != nil {
+			t.Fatal(err)
+		}
+		after := env.ruleHandles("prerouting", "svc-"+vip.String())
+		if fmt.Sprint(after["prerouting"]) != fmt.Sprint(before["prerouting"]) || len(after["svc-"+vip.String()]) != 0 {
+			t.Errorf("rule handles before and after a change of backends: %v, %v", before, after)
+		}
+		// A table deleted behind berth's back is made whole by the next
+		// change.
+		if err := deleteTable(env.s.Prefix); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.SetService(ctx, Service{Name: "web", Network: "net1", Ports: web.Ports, Backends: []string{b1.ContainerID}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := backendsSeen(t, nsC, vipAddr(80), 20); got != "[b1]" {
+			t.Errorf("after the table was deleted and backends changed: reached %s", got)
+		}
 	})
 	t.Run("conflicts", func(t *testing.T) {
 		ns := env.newNS("x")
@@ -377,6 +398,7 @@ func TestServiceScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.Rules = nil
 	start = time.Now()
 	if err := m.applyRules(st); err != nil {
 		t.Fatal(err)
@@ -386,7 +408,7 @@ func TestServiceScale(t *testing.T) {
 	if err := m.write(st); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("of which: nftables table rebuilt in %v, state file written in %v", rules, time.Since(start))
+	t.Logf("the whole table rebuilt: %v; the state file written: %v", rules, time.Since(start))
 	start = time.Now()
 	env.connect("net1", "late")
 	t.Logf("Connect with 100 services: %v", time.Since(start))

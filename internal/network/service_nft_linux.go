@@ -34,6 +34,12 @@ func (st *state) serviceTargets() []svcTarget {
 	return out
 }
 
+// natChain and rejectChain name a service's own chains: what its backends
+// change lives there and nowhere else, so that a change of backends
+// rewrites those two chains and leaves the rest of the table alone.
+func (s svcTarget) natChain() string    { return "svc-" + s.vip.String() }
+func (s svcTarget) rejectChain() string { return "svc-" + s.vip.String() + "-reject" }
+
 // ruleFunc appends a rule made of exprs to a chain.
 type ruleFunc func(ch *nftables.Chain, exprs ...[]expr.Any)
 
@@ -42,50 +48,75 @@ type serviceChains struct {
 	input, prerouting, output, hostports *nftables.Chain
 }
 
-// serviceRules adds the rules of svcs; they must come before the jumps to
-// hostports in prerouting and output. See the ruleset in nft_linux.go.
-func serviceRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, ch serviceChains, svcs []svcTarget) error {
-	for _, s := range svcs {
-		vip := ipAddr(ipHdrDst, netip.PrefixFrom(s.vip, 32))
+// serviceDispatch adds the rules that send a service's traffic to its own
+// chains; they depend on its addresses and ports only, and must come
+// before the jumps to hostports in prerouting and output. See the ruleset
+// in nft_linux.go.
+func serviceDispatch(rule ruleFunc, ch serviceChains, s svcTarget) {
+	vip := ipAddr(ipHdrDst, netip.PrefixFrom(s.vip, 32))
+	rule(ch.input, vip, jump(s.rejectChain()))
+	for _, p := range s.ports {
+		if p.HostPort != 0 {
+			rule(ch.input, hostAddr(p), l4port(p.Protocol, p.HostPort), jump(s.rejectChain()))
+			rule(ch.hostports, hostAddr(p), l4port(p.Protocol, p.HostPort), jump(s.natChain()))
+		}
+	}
+	rule(ch.prerouting, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, s.bridge), vip, jump(s.natChain()))
+	rule(ch.output, vip, jump(s.natChain()))
+	// The VIP is a host address: keep the host's own services and
+	// containers' published ports off it.
+	rule(ch.prerouting, vip, verdict(expr.VerdictAccept))
+	rule(ch.output, vip, verdict(expr.VerdictAccept))
+	rule(ch.input, ctNew(), vip, verdict(expr.VerdictDrop))
+}
+
+// serviceChainRules fills a service's own chains: with backends, its nat
+// chain balances its VIP's ports and then its host ports; without, its
+// reject chain refuses new connections to both.
+func serviceChainRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, s svcTarget) error {
+	nat := &nftables.Chain{Table: t, Name: s.natChain()}
+	rej := &nftables.Chain{Table: t, Name: s.rejectChain()}
+	vip := ipAddr(ipHdrDst, netip.PrefixFrom(s.vip, 32))
+	if len(s.backends) == 0 {
 		for _, p := range s.ports {
-			var host []expr.Any
-			if p.HostIP.IsValid() {
-				host = ipAddr(ipHdrDst, netip.PrefixFrom(p.HostIP, 32))
-			}
-			if len(s.backends) == 0 {
-				rule(ch.input, ctNew(), vip, l4port(p.Protocol, p.Port), reject(p.Protocol))
-				if p.HostPort != 0 {
-					rule(ch.input, ctNew(), host, l4port(p.Protocol, p.HostPort), reject(p.Protocol))
-				}
-				continue
-			}
-			// An anonymous map is bound to one rule: each rule gets its own.
-			lb := func() ([]expr.Any, error) { return loadBalance(c, t, s.backends, p.TargetPort) }
-			to, err := lb()
-			if err != nil {
-				return err
-			}
-			rule(ch.prerouting, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, s.bridge), vip, l4port(p.Protocol, p.Port), to)
-			if to, err = lb(); err != nil {
-				return err
-			}
-			rule(ch.output, vip, l4port(p.Protocol, p.Port), to)
+			rule(rej, ctNew(), vip, l4port(p.Protocol, p.Port), reject(p.Protocol))
 			if p.HostPort != 0 {
-				if to, err = lb(); err != nil {
-					return err
-				}
-				rule(ch.hostports, host, l4port(p.Protocol, p.HostPort), to)
+				rule(rej, ctNew(), hostAddr(p), l4port(p.Protocol, p.HostPort), reject(p.Protocol))
 			}
 		}
-		// The VIP is a host address: keep the host's own services and
-		// containers' published ports off it.
-		rule(ch.prerouting, vip, verdict(expr.VerdictAccept))
-		rule(ch.output, vip, verdict(expr.VerdictAccept))
-		rule(ch.input, ctNew(), vip, verdict(expr.VerdictDrop))
+		return nil
+	}
+	// An anonymous map is bound to one rule: each rule gets its own.
+	for _, p := range s.ports {
+		to, err := loadBalance(c, t, s.backends, p.TargetPort)
+		if err != nil {
+			return err
+		}
+		rule(nat, vip, l4port(p.Protocol, p.Port), to)
+	}
+	// Jumps from prerouting and output stop here: a VIP's ports are its
+	// only ones.
+	rule(nat, vip, verdict(expr.VerdictReturn))
+	for _, p := range s.ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		to, err := loadBalance(c, t, s.backends, p.TargetPort)
+		if err != nil {
+			return err
+		}
+		rule(nat, hostAddr(p), l4port(p.Protocol, p.HostPort), to)
 	}
 	return nil
 }
 
+// hostAddr matches a published port's host address, if it has one.
+func hostAddr(p ServicePort) []expr.Any {
+	if !p.HostIP.IsValid() {
+		return nil
+	}
+	return ipAddr(ipHdrDst, netip.PrefixFrom(p.HostIP, 32))
+}
 // loadBalance DNATs to one of backends, port, picked at random:
 // numgen random mod N map { 0 : IP0, 1 : IP1, … } → dnat to IP:port.
 func loadBalance(c *nftables.Conn, t *nftables.Table, backends []netip.Addr, port uint16) ([]expr.Any, error) {

@@ -23,6 +23,16 @@ type state struct {
 	// LastIP is the last address handed out per network ID; allocation goes
 	// on after it so that a released address is not reused at once.
 	LastIP map[string]netip.Addr `json:"lastIP,omitempty"`
+	// Rules fingerprints the nftables table as last applied, nil when
+	// unknown (a failed change): see applyRules.
+	Rules *rulePlan `json:"rules,omitempty"`
+}
+
+// rulePlan fingerprints a table: Base everything outside the services' own
+// chains, Services each service's chains by VIP.
+type rulePlan struct {
+	Base     string            `json:"base"`
+	Services map[string]string `json:"services,omitempty"`
 }
 
 // endpoint is an Endpoint with what teardown needs. It is stored before
