@@ -24,7 +24,7 @@ type serviceFlags struct {
 	limitCPU, limitMemory, reserveCPU, reserveMemory           string
 	user, workdir, stopSignal, restartCondition                string
 	healthCmd, readinessCmd, readinessHTTP, livenessCmd        string
-	livenessHTTP                                               string
+	livenessHTTP, affinity                                     string
 	healthInterval, healthTimeout, healthStart                 time.Duration
 	healthRetries, restartMaxAttempts                          int
 	restartDelay, restartWindow, stopGrace, minReady           time.Duration
@@ -75,6 +75,7 @@ func (s *serviceFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&s.minReady, "min-ready", 0, "time a new replica must stay ready to count as available")
 	f.DurationVar(&s.progressDeadline, "progress-deadline", 0, "time a rollout may go without a new replica becoming available before it fails (default 10m)")
 	f.DurationVar(&s.drainDelay, "drain-delay", 0, "time a replica about to go is out of load balancing and DNS before its stop signal (default 1s)")
+	f.StringVar(&s.affinity, "session-affinity", "", "None (default: each connection to a replica at random) or ClientIP (a client's connections to one replica)")
 	f.StringArrayVarP(&s.labels, "label", "l", nil, "service label KEY=VALUE")
 	f.StringArrayVar(&s.ctrLabels, "container-label", nil, "label of the replicas' containers KEY=VALUE")
 	f.BoolVarP(&s.detach, "detach", "d", false, "return at once instead of waiting until the service converged")
@@ -216,6 +217,14 @@ func (s *serviceFlags) apply(cmd *cobra.Command, svc *api.Service) error {
 	if set("drain-delay") {
 		d := api.Duration(s.drainDelay)
 		spec.DrainDelay = &d
+	}
+	if set("session-affinity") {
+		spec.SessionAffinity = api.SessionAffinity(s.affinity)
+		for _, a := range []api.SessionAffinity{api.AffinityNone, api.AffinityClientIP} {
+			if strings.EqualFold(s.affinity, string(a)) {
+				spec.SessionAffinity = a
+			}
+		}
 	}
 	var err error
 	if set("label") {

@@ -161,7 +161,7 @@ func planRules(nets []activeNet, svcs []svcTarget) *rulePlan {
 	p.Services = make(map[string]string, len(svcs))
 	for _, s := range svcs {
 		fmt.Fprintln(base, s.bridge, s.vip, s.ports)
-		own := sha256.Sum256(fmt.Append(nil, s.ports, s.backends))
+		own := sha256.Sum256(fmt.Append(nil, s.ports, s.backends, s.affinity))
 		p.Services[s.vip.String()] = hex.EncodeToString(own[:8])
 	}
 	p.Base = hex.EncodeToString(base.Sum(nil)[:8])

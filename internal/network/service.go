@@ -35,6 +35,10 @@ type Service struct {
 	// ready replicas. Others are dropped when stored, and a container
 	// leaves every service when it disconnects from the network.
 	Backends []string `json:"backends,omitempty"`
+	// ClientAffinity sends a client's connections to one backend (a hash
+	// of its address picks it) while the backends stay the same, rather
+	// than to one at random for each connection.
+	ClientAffinity bool `json:"clientAffinity,omitempty"`
 }
 
 // ServicePort is one port of a Service.

@@ -121,6 +121,23 @@ func TestServices(t *testing.T) {
 			t.Errorf("udp through the VIP reached %s, want %s", got, both)
 		}
 	})
+	t.Run("client affinity", func(t *testing.T) {
+		sticky := web
+		sticky.ClientAffinity = true
+		if _, err := m.SetService(ctx, sticky); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if _, err := m.SetService(ctx, web); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		for _, c := range []struct{ ns, addr string }{{nsC, vipAddr(80)}, {"", vipAddr(80)}, {remote, net.JoinHostPort(hostAddr.String(), "18180")}} {
+			if got := backendsSeen(t, c.ns, c.addr, 20); strings.Contains(got, " ") {
+				t.Errorf("%s from %s with client affinity: reached %s, want one", c.addr, nsName(c.ns), got)
+			}
+		}
+	})
 	t.Run("DNS", func(t *testing.T) {
 		q := env.dnsQuerier("net1")
 		q.expect(t, "web", vip)

@@ -18,6 +18,7 @@ type svcTarget struct {
 	vip      netip.Addr
 	ports    []ServicePort
 	backends []netip.Addr // connected ones only
+	affinity bool
 }
 
 // serviceTargets returns every service, on active networks or not: one
@@ -29,7 +30,7 @@ func (st *state) serviceTargets() []svcTarget {
 		if n == nil {
 			continue
 		}
-		out = append(out, svcTarget{bridge: n.Bridge, vip: s.VIP, ports: s.Ports, backends: st.backendAddrs(s)})
+		out = append(out, svcTarget{bridge: n.Bridge, vip: s.VIP, ports: s.Ports, backends: st.backendAddrs(s), affinity: s.ClientAffinity})
 	}
 	return out
 }
@@ -88,7 +89,7 @@ func serviceChainRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, s svc
 	}
 	// An anonymous map is bound to one rule: each rule gets its own.
 	for _, p := range s.ports {
-		to, err := loadBalance(c, t, s.backends, p.TargetPort)
+		to, err := loadBalance(c, t, s, p.TargetPort)
 		if err != nil {
 			return err
 		}
@@ -101,7 +102,7 @@ func serviceChainRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, s svc
 		if p.HostPort == 0 {
 			continue
 		}
-		to, err := loadBalance(c, t, s.backends, p.TargetPort)
+		to, err := loadBalance(c, t, s, p.TargetPort)
 		if err != nil {
 			return err
 		}
@@ -117,25 +118,35 @@ func hostAddr(p ServicePort) []expr.Any {
 	}
 	return ipAddr(ipHdrDst, netip.PrefixFrom(p.HostIP, 32))
 }
-// loadBalance DNATs to one of backends, port, picked at random:
-// numgen random mod N map { 0 : IP0, 1 : IP1, … } → dnat to IP:port.
-func loadBalance(c *nftables.Conn, t *nftables.Table, backends []netip.Addr, port uint16) ([]expr.Any, error) {
+
+// loadBalance DNATs to one of s's backends, port, picked at random or,
+// with affinity, by a hash of the client's address:
+// numgen random mod N map { 0 : IP0, 1 : IP1, … } → dnat to IP:port, or
+// jhash ip saddr mod N map { … }.
+func loadBalance(c *nftables.Conn, t *nftables.Table, s svcTarget, port uint16) ([]expr.Any, error) {
 	set := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
 		KeyType: nftables.TypeInteger, DataType: nftables.TypeIPAddr}
-	elems := make([]nftables.SetElement, len(backends))
-	for i, ip := range backends {
+	elems := make([]nftables.SetElement, len(s.backends))
+	for i, ip := range s.backends {
 		a := ip.As4()
 		elems[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), Val: a[:]}
 	}
 	if err := c.AddSet(set, elems); err != nil {
 		return nil, err
 	}
-	return []expr.Any{
-		&expr.Numgen{Register: regNum, Modulus: uint32(len(backends)), Type: unix.NFT_NG_RANDOM},
+	n := uint32(len(s.backends))
+	pick := []expr.Any{&expr.Numgen{Register: regNum, Modulus: n, Type: unix.NFT_NG_RANDOM}}
+	if s.affinity {
+		pick = []expr.Any{
+			&expr.Payload{DestRegister: regNum, Base: expr.PayloadBaseNetworkHeader, Offset: ipHdrSrc, Len: 4},
+			&expr.Hash{SourceRegister: regNum, DestRegister: regNum, Length: 4, Modulus: n, Type: expr.HashTypeJenkins},
+		}
+	}
+	return append(pick,
 		&expr.Lookup{SourceRegister: regNum, DestRegister: regAddr, IsDestRegSet: true, SetName: set.Name, SetID: set.ID},
 		&expr.Immediate{Register: regPort, Data: binaryutil.BigEndian.PutUint16(port)},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: regAddr, RegProtoMin: regPort, Specified: true},
-	}, nil
+	), nil
 }
 
 // ctNew matches the first packet of a connection: replies to the host's

@@ -37,6 +37,7 @@ func TestBadInput(t *testing.T) {
 		{2, []string{"service", "update", "--update-delay", "5x", "web"}, "5x"},
 		{2, []string{"service", "update", "--limit-memory", "12q", "web"}, "12q"},
 		{2, []string{"service", "update", "--bogus", "web"}, "bogus"},
+		{2, []string{"service", "update", "--session-affinity", "cookie", "web"}, "cookie"},
 		{2, []string{"service", "create", "--replicas", "-1", "--name", "other", e.image}, "-1"},
 		{2, []string{"service", "create", "--update-delay", "5x", "--name", "other", e.image}, "5x"},
 		{2, []string{"service", "create", "--limit-memory", "12q", "--name", "other", e.image}, "12q"},

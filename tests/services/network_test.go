@@ -124,6 +124,16 @@ func TestServiceNetworking(t *testing.T) {
 	e.ok("exec", rs[0].ID, "rm", "/w/unready")
 	eventually(t, 10*time.Second, "the replica to come back", func() bool { return slices.Equal(distinct(30, get), hosts) })
 
+	// Client affinity: the host's requests go to one replica, which is
+	// not replaced for it.
+	e.ok("service", "update", "--session-affinity", "clientip", "web")
+	eventually(t, 10*time.Second, "one replica for one client", func() bool { return len(distinct(20, get)) == 1 })
+	if now := e.replicas("web"); len(now) != 3 || now[0].ID != rs[0].ID {
+		t.Errorf("the affinity's update replaced replicas: %v, was %v", now, rs)
+	}
+	e.ok("service", "update", "--session-affinity", "None", "web")
+	eventually(t, 10*time.Second, "all replicas again", func() bool { return slices.Equal(distinct(30, get), hosts) })
+
 	// Scaled to one: one replica answers, no request fails.
 	e.ok("service", "scale", "web=1")
 	if d := distinct(20, get); len(d) != 1 || strings.HasPrefix(d[0], "error") {

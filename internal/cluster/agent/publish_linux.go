@@ -52,7 +52,7 @@ func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.Virt
 	}
 	var vips []api.VirtualIP
 	for i, n := range names {
-		s := network.Service{Name: e.Service, Network: n, Backends: backends}
+		s := network.Service{Name: e.Service, Network: n, Backends: backends, ClientAffinity: e.ClientAffinity}
 		for _, p := range e.Ports {
 			sp := network.ServicePort{Protocol: string(p.Protocol), TargetPort: uint16(p.TargetPort)}
 			if i == 0 {

@@ -13,12 +13,15 @@ type ServiceEndpoints struct {
 	Ports    []PortConfig `json:"ports,omitempty"`
 	// Tasks are the IDs of the tasks that take traffic, sorted.
 	Tasks []string `json:"tasks,omitempty"`
+	// ClientAffinity keeps a client's connections on one task.
+	ClientAffinity bool `json:"clientAffinity,omitempty"`
 }
 
 // Equal reports whether e and o ask the same of a node.
 func (e ServiceEndpoints) Equal(o ServiceEndpoints) bool {
 	return e.Service == o.Service && slices.Equal(e.Networks, o.Networks) &&
-		slices.Equal(e.Ports, o.Ports) && slices.Equal(e.Tasks, o.Tasks)
+		slices.Equal(e.Ports, o.Ports) && slices.Equal(e.Tasks, o.Tasks) &&
+		e.ClientAffinity == o.ClientAffinity
 }
 
 // VirtualIP is a service's stable address on one of its networks.

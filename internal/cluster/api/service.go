@@ -76,7 +76,21 @@ type ServiceSpec struct {
 	// balancing and DNS before it gets its stop signal, so that the
 	// connections it serves finish (default 1s; 0 for none).
 	DrainDelay *Duration `json:"drainDelay,omitempty"`
+	// SessionAffinity is None (the default: each connection goes to a
+	// ready replica picked at random) or ClientIP (a client's connections
+	// go to one replica while the replicas stay the same), Kubernetes'
+	// names.
+	SessionAffinity SessionAffinity `json:"sessionAffinity,omitempty"`
 }
+
+// SessionAffinity says how a service's connections pick a replica.
+type SessionAffinity string
+
+// The session affinities.
+const (
+	AffinityNone     SessionAffinity = "None"
+	AffinityClientIP SessionAffinity = "ClientIP"
+)
 
 // Defaults of a ServiceSpec.
 const (

@@ -56,6 +56,11 @@ func (s ServiceSpec) Validate() error {
 	if s.DrainDelay != nil && *s.DrainDelay < 0 {
 		return invalid("drainDelay", "%s: must not be negative", *s.DrainDelay)
 	}
+	switch s.SessionAffinity {
+	case "", AffinityNone, AffinityClientIP:
+	default:
+		return invalid("sessionAffinity", "%q: must be None or ClientIP", s.SessionAffinity)
+	}
 	if err := s.Update.validate("update"); err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ func TestServiceValidate(t *testing.T) {
 		{"negative delay", func(s *Service) { s.Spec.Update.Delay = Duration(-1) }, "update.delay: -1ns: must not be negative"},
 		{"negative grace", func(s *Service) { s.Spec.Template.StopGracePeriod = -Duration(1e9) }, "stopGracePeriod: -1s"},
 		{"negative backoff", func(s *Service) { s.Spec.Restart.Backoff.Max = -1 }, "restart.backoff.max"},
+		{"client affinity", func(s *Service) { s.Spec.SessionAffinity = AffinityClientIP }, ""},
+		{"unknown affinity", func(s *Service) { s.Spec.SessionAffinity = "cookie" }, `sessionAffinity: "cookie": must be None or ClientIP`},
 		{"backoff max below initial", func(s *Service) {
 			s.Spec.Restart.Backoff = Backoff{Initial: Duration(2e9), Max: Duration(1e9)}
 		}, "must not be below"},

@@ -13,7 +13,8 @@ import (
 // networks, its ports and the tasks wanted and ready. A task taken out is
 // not among them from the moment its removal is committed.
 func (p *pass) endpoints() api.ServiceEndpoints {
-	e := api.ServiceEndpoints{Service: p.v.name, Networks: p.v.spec.Template.Networks, Ports: p.v.spec.Ports}
+	e := api.ServiceEndpoints{Service: p.v.name, Networks: p.v.spec.Template.Networks, Ports: p.v.spec.Ports,
+		ClientAffinity: p.v.spec.SessionAffinity == api.AffinityClientIP}
 	for _, t := range p.v.active() {
 		if t.Status.State == api.TaskReady {
 			e.Tasks = append(e.Tasks, t.ID)
