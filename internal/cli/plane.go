@@ -35,6 +35,7 @@ func wireNode(p *Plane) error {
 	}
 	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets))
 	ctl := controller.New(p.Store, map[string]controller.Runner{p.NodeID: a})
+	p.CheckPorts = a.CheckPorts
 	p.Parts = append(p.Parts,
 		func(ctx context.Context) error {
 			defer a.Close()

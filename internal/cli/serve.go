@@ -35,6 +35,9 @@ type Plane struct {
 	// returns an error stops the control plane with it. The controllers
 	// and this node's agent are added here by wirePlane.
 	Parts []func(ctx context.Context) error
+	// CheckPorts tells the API whether the nodes can publish a service's
+	// host ports; set by wirePlane.
+	CheckPorts server.PortCheck
 }
 
 // wirePlane adds the controllers and the node's agent to p once the root
@@ -92,7 +95,7 @@ none runs. It holds no container: stopping it leaves every replica running.`,
 			}
 			defer os.Remove(sock)
 			log.Info("control plane serving", "root", r.Dir, "socket", sock, "store", storeURI, "node", nodeID, "pid", os.Getpid())
-			return p.run(ctx, server.New(st, log), ln)
+			return p.run(ctx, server.New(st, log, p.CheckPorts), ln)
 		},
 	}
 	f := cmd.Flags()

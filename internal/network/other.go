@@ -37,5 +37,8 @@ func ServeDNS(context.Context, Settings, string) error { return errPlatform }
 // SetService needs Linux.
 func (m *Manager) SetService(context.Context, Service) (*Service, error) { return nil, errPlatform }
 
+// CheckHostPorts needs Linux.
+func (m *Manager) CheckHostPorts(context.Context, string, []ServicePort) error { return errPlatform }
+
 // RemoveService needs Linux.
 func (m *Manager) RemoveService(context.Context, string, string) error { return errPlatform }

@@ -179,8 +179,9 @@ func (st *state) backendAddrs(s *Service) []netip.Addr {
 }
 
 // portHolder names what publishes host port p already, apart from the
-// service skip: "container ID" or "service NAME", or "".
-func (st *state) portHolder(p PortMapping, skip *Service) string {
+// services skip reports true for (nil: none): "container ID" or "service
+// NAME", or "".
+func (st *state) portHolder(p PortMapping, skip func(*Service) bool) string {
 	clash := func(q PortMapping) bool {
 		return q.HostPort == p.HostPort && q.Protocol == p.Protocol && ipsOverlap(q.HostIP, p.HostIP)
 	}
@@ -192,7 +193,7 @@ func (st *state) portHolder(p PortMapping, skip *Service) string {
 		}
 	}
 	for _, s := range st.Services {
-		if s == skip {
+		if skip != nil && skip(s) {
 			continue
 		}
 		for _, q := range s.Ports {

@@ -1,11 +1,13 @@
 package network
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/vishvananda/netlink"
@@ -37,24 +39,8 @@ func (m *Manager) SetService(ctx context.Context, s Service) (*Service, error) {
 		}
 		s.Network = n.Name
 		old := st.service(n.Name, s.Name)
-		for _, p := range s.Ports {
-			if p.HostPort == 0 {
-				continue
-			}
-			pm := p.published()
-			if h := st.portHolder(pm, old); h != "" {
-				return fmt.Errorf("service %s: port %d/%s is already published by %s: %w", s.Name, p.HostPort, p.Protocol, h, errdefs.ErrConflict)
-			}
-			// A port the service holds already has no host socket, but
-			// DNAT rules that a probe would not see.
-			if old != nil && slices.ContainsFunc(old.Ports, func(q ServicePort) bool {
-				return q.HostPort == p.HostPort && q.Protocol == p.Protocol && q.HostIP == p.HostIP
-			}) {
-				continue
-			}
-			if _, err := probePort(p.HostIP, p.HostPort, p.Protocol); err != nil {
-				return fmt.Errorf("service %s: %w", s.Name, err)
-			}
+		if err := st.checkHostPorts(s.Name, s.Ports, func(o *Service) bool { return o == old }); err != nil {
+			return err
 		}
 		var backends []string
 		for _, id := range s.Backends {
@@ -124,6 +110,46 @@ func (m *Manager) SetService(ctx context.Context, s Service) (*Service, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// CheckHostPorts fails as SetService would if service name published
+// ports on the host: with errdefs.ErrConflict if a container, another
+// service, or a host socket holds one of them; ports the service publishes
+// already (on any network) are its own.
+func (m *Manager) CheckHostPorts(ctx context.Context, name string, ports []ServicePort) error {
+	st, err := m.load(ctx)
+	if err != nil {
+		return err
+	}
+	return st.checkHostPorts(name, ports, func(o *Service) bool { return o.Name == name })
+}
+
+// checkHostPorts checks the host ports of service name against what
+// publishes them already, apart from the services mine reports as the
+// same one, and against host sockets.
+func (st *state) checkHostPorts(name string, ports []ServicePort, mine func(*Service) bool) error {
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		p.Protocol = strings.ToLower(cmp.Or(p.Protocol, "tcp"))
+		if h := st.portHolder(p.published(), mine); h != "" {
+			return fmt.Errorf("service %s: port %d/%s is already published by %s: %w", name, p.HostPort, p.Protocol, h, errdefs.ErrConflict)
+		}
+		// A port the service holds already has no host socket, but DNAT
+		// rules that a probe would not see.
+		if slices.ContainsFunc(st.Services, func(o *Service) bool {
+			return mine(o) && slices.ContainsFunc(o.Ports, func(q ServicePort) bool {
+				return q.HostPort == p.HostPort && q.Protocol == p.Protocol && q.HostIP == p.HostIP
+			})
+		}) {
+			continue
+		}
+		if _, err := probePort(p.HostIP, p.HostPort, p.Protocol); err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // RemoveService removes a service's rules, record and VIP. Removing what

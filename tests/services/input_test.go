@@ -60,8 +60,9 @@ func TestBadInput(t *testing.T) {
 	e.converged("web", 2, 10*time.Second)
 }
 
-// TestPortHeld creates a second service on a port the first publishes: it
-// fails with one line, and the first keeps serving on it.
+// TestPortHeld creates a second service on a port the first publishes, a
+// container publishes or a host program listens on: each fails with one
+// line, and the first keeps serving on its port.
 func TestPortHeld(t *testing.T) {
 	e := newEnv(t)
 	port := fmt.Sprint(18000 + rand.IntN(1000))
@@ -91,6 +92,33 @@ func TestPortHeld(t *testing.T) {
 	}
 	if _, _, code := e.run("service", "inspect", "two"); code == 0 {
 		t.Errorf("service two was stored")
+	}
+	if err := serving(); err != nil {
+		t.Errorf("service one no longer serves on port %s: %v", port, err)
+	}
+
+	// A port a container publishes, or a program of the host listens on.
+	cport := fmt.Sprint(19000 + rand.IntN(1000))
+	ctr := e.ok("run", "-d", "-p", cport+":80", e.image, "sleep", "3600")
+	t.Cleanup(func() { e.run("rm", "-f", ctr) })
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	hport := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	for _, c := range []struct{ port, holder string }{{cport, "container " + ctr[:12]}, {hport, "in use"}} {
+		msg := e.fails(2, "service", "create", "--name", "three", "-p", c.port+":80", e.image, "sleep", "3600")
+		if !strings.Contains(msg, c.port) || !strings.Contains(msg, c.holder) {
+			t.Errorf("create on port %s says %q: want the port and %q", c.port, msg, c.holder)
+		}
+		msg = e.fails(2, "service", "update", "-p", c.port+":80", "one")
+		if !strings.Contains(msg, c.port) || !strings.Contains(msg, c.holder) {
+			t.Errorf("update to port %s says %q: want the port and %q", c.port, msg, c.holder)
+		}
+	}
+	if _, _, code := e.run("service", "inspect", "three"); code == 0 {
+		t.Errorf("service three was stored")
 	}
 	if err := serving(); err != nil {
 		t.Errorf("service one no longer serves on port %s: %v", port, err)

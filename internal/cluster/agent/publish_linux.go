@@ -69,6 +69,20 @@ func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.Virt
 	return vips, nil
 }
 
+// CheckPorts fails with errdefs.ErrConflict if the node cannot publish
+// service's ports on the host: a container, another service or a host
+// socket holds one. Without networks it checks nothing.
+func (a *Agent) CheckPorts(ctx context.Context, service string, ports []api.PortConfig) error {
+	if a.o.nets == nil {
+		return nil
+	}
+	var sps []network.ServicePort
+	for _, p := range ports {
+		sps = append(sps, network.ServicePort{Protocol: string(p.Protocol), TargetPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort)})
+	}
+	return a.o.nets.CheckHostPorts(ctx, service, sps)
+}
+
 // Unpublish removes every service of the node's networks whose name live
 // does not report true.
 func (a *Agent) Unpublish(ctx context.Context, live func(service string) bool) error {

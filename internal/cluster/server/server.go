@@ -32,13 +32,23 @@ type Server struct {
 	log   *slog.Logger
 	// mu makes the published-port check and the write that follows it one
 	// step on this server.
-	mu  sync.Mutex
-	now func() time.Time
+	mu        sync.Mutex
+	now       func() time.Time
+	hostPorts PortCheck
 }
 
+// PortCheck fails with errdefs.ErrConflict, and a line that names the
+// holder, if a node cannot publish service's host ports: a container, or
+// a program of the host, holds one. The ports the service publishes
+// already are its own.
+type PortCheck func(ctx context.Context, service string, ports []api.PortConfig) error
+
 // New returns a server over st that logs to log.
-func New(st store.Store, log *slog.Logger) *Server {
-	return &Server{store: st, log: log, now: func() time.Time { return time.Now().UTC() }}
+//
+// checkPorts, if not nil, tells whether the nodes can publish a service's
+// host ports (see PortCheck).
+func New(st store.Store, log *slog.Logger, checkPorts PortCheck) *Server {
+	return &Server{store: st, log: log, now: func() time.Time { return time.Now().UTC() }, hostPorts: checkPorts}
 }
 
 // Handler returns the API's HTTP handler.

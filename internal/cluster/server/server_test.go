@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,12 @@ import (
 // returns a client of it and the store.
 func start(t *testing.T) (*Client, store.Store) {
 	t.Helper()
+	return startChecking(t, nil)
+}
+
+// startChecking is start with the nodes' host ports checked by check.
+func startChecking(t *testing.T, check PortCheck) (*Client, store.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
@@ -35,7 +42,7 @@ func start(t *testing.T) (*Client, store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(New(st, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
+	srv := httptest.NewUnstartedServer(New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), check).Handler())
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -349,6 +356,36 @@ func TestAutoPublishedPort(t *testing.T) {
 	}
 	if p := up.Spec.Ports; p[0].PublishedPort != 30000 {
 		t.Errorf("after an update: ports %+v, want 80 still on 30000", p)
+	}
+}
+
+// TestHostPortHeld: a host port the nodes cannot publish is refused as
+// bad input, and one picked for a port published without one is skipped.
+func TestHostPortHeld(t *testing.T) {
+	held := func(_ context.Context, _ string, ports []api.PortConfig) error {
+		for _, p := range ports {
+			if p.PublishedPort == 8080 || p.PublishedPort == 30000 {
+				return fmt.Errorf("port %d/tcp is already published by container abc: %w", p.PublishedPort, errdefs.ErrConflict)
+			}
+		}
+		return nil
+	}
+	c, _ := startChecking(t, held)
+	ctx := context.Background()
+	a := web("busybox", 1)
+	a.Spec.Ports = []api.PortConfig{{TargetPort: 80, PublishedPort: 8080}}
+	_, err := c.Create(ctx, a)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "container abc") {
+		t.Fatalf("create on a held port: %v; want invalid argument naming the holder", err)
+	}
+	a.Spec.Ports = []api.PortConfig{{TargetPort: 80}}
+	got, err := c.Create(ctx, a)
+	if err != nil || got.Spec.Ports[0].PublishedPort != 30001 {
+		t.Fatalf("create with a picked port: %+v, %v; want 30001, 30000 being held", got, err)
+	}
+	got.Spec.Ports = []api.PortConfig{{TargetPort: 80, PublishedPort: 8080}}
+	if _, err := c.Update(ctx, got); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("update to a held port: %v", err)
 	}
 }
 

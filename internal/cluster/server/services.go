@@ -377,8 +377,9 @@ func listKind[T any](ctx context.Context, st store.Store, prefix string) ([]T, e
 // one.
 const autoPortFirst, autoPortLast = 30000, 32767
 
-// checkPorts refuses a host port of svc that another service publishes,
-// and gives each port published without a host port one (assignPorts).
+// checkPorts refuses a host port of svc that another service publishes or
+// that the nodes cannot publish (Server.hostPorts), and gives each port
+// published without a host port one (assignPorts).
 func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 	if len(svc.Spec.Ports) == 0 {
 		return nil
@@ -402,14 +403,23 @@ func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 			}
 		}
 	}
-	return assignPorts(svc, prev, others)
+	onHost := func(ports ...api.PortConfig) error {
+		if s.hostPorts == nil {
+			return nil
+		}
+		return s.hostPorts(ctx, svc.Name, ports)
+	}
+	if err := onHost(svc.Spec.Ports...); err != nil {
+		return &classed{err.Error(), []error{errdefs.ErrInvalidArgument, err}}
+	}
+	return assignPorts(svc, prev, others, func(p api.PortConfig) bool { return onHost(p) == nil })
 }
 
 // assignPorts gives each port of svc published without a host port the
 // host port prev (the stored service, nil on create) had for the same
 // target port, or else the first of Swarm's range that neither svc nor
-// another service publishes.
-func assignPorts(svc, prev *api.Service, others []api.Service) error {
+// another service publishes and that the host can publish (usable).
+func assignPorts(svc, prev *api.Service, others []api.Service, usable func(api.PortConfig) bool) error {
 	taken := map[int]bool{}
 	for _, o := range append(others, *svc) {
 		for _, p := range o.Spec.Ports {
@@ -429,8 +439,10 @@ func assignPorts(svc, prev *api.Service, others []api.Service) error {
 			}
 		}
 		for port := autoPortFirst; p.PublishedPort == 0 && port <= autoPortLast; port++ {
-			if !taken[port] {
-				p.PublishedPort, taken[port] = port, true
+			if c := *p; !taken[port] {
+				if c.PublishedPort = port; usable(c) {
+					p.PublishedPort, taken[port] = port, true
+				}
 			}
 		}
 		if p.PublishedPort == 0 {
