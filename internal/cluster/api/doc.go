@@ -1,8 +1,8 @@
 // Package api holds the objects of berth's orchestration — services, their
-// revisions, tasks (replicas) and nodes — as plain Go types with JSON tags,
+// revisions, tasks (replicas), nodes and autoscalers — as plain Go types with JSON tags,
 // their defaults and their validation.
 //
-// The stored kinds (Service, Revision, Task, Node) are written as versioned
+// The stored kinds (Service, Revision, Task, Node, Autoscaler) are written as versioned
 // JSON in the manner of Kubernetes objects: every encoding carries
 // "apiVersion" (Version) and "kind", and decoding refuses another version,
 // another kind and any unknown field, so that a berth never silently drops

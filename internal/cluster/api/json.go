@@ -132,6 +132,29 @@ func (n *Node) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the autoscaler with its apiVersion and kind.
+func (a Autoscaler) MarshalJSON() ([]byte, error) {
+	type plain Autoscaler
+	return json.Marshal(struct {
+		typeMeta
+		plain
+	}{typeMeta{Version, "Autoscaler"}, plain(a)})
+}
+
+// UnmarshalJSON reads an autoscaler written by MarshalJSON, strictly.
+func (a *Autoscaler) UnmarshalJSON(b []byte) error {
+	type plain Autoscaler
+	var v struct {
+		typeMeta
+		plain
+	}
+	if err := decodeStrict(b, &v, &v.typeMeta, "Autoscaler"); err != nil {
+		return err
+	}
+	*a = Autoscaler(v.plain)
+	return nil
+}
+
 // Duration is a time.Duration written in JSON as a Go duration string
 // ("1m30s").
 type Duration time.Duration

@@ -20,6 +20,9 @@ type Service struct {
 	Status     ServiceStatus `json:"status"`
 	CreatedAt  time.Time     `json:"createdAt"`
 	UpdatedAt  time.Time     `json:"updatedAt"`
+	// Autoscaler is the service's autoscaler, if it has one: filled in
+	// when the API answers with a service, never stored with it.
+	Autoscaler *Autoscaler `json:"autoscaler,omitempty"`
 }
 
 // ServiceStatus is what the controllers last made of a service.
