@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cluster/agent"
 	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/cluster/autoscale"
 	"github.com/berth-dev/berth/internal/cluster/controller"
 	"github.com/berth-dev/berth/internal/cluster/store"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -35,13 +36,14 @@ func wireNode(p *Plane) error {
 	}
 	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets))
 	ctl := controller.New(p.Store, map[string]controller.Runner{p.NodeID: a})
-	p.CheckPorts = a.CheckPorts
+	p.Checks.Ports, p.Checks.Autoscaler = a.CheckPorts, autoscale.Check
 	p.Parts = append(p.Parts,
 		func(ctx context.Context) error {
 			defer a.Close()
 			return ctl.Run(ctx)
 		},
-		func(ctx context.Context) error { return registerNode(ctx, p.Store, p.NodeID, a) })
+		func(ctx context.Context) error { return registerNode(ctx, p.Store, p.NodeID, a) },
+		autoscale.New(p.Store, []autoscale.Metrics{a}, a.RecordScale, p.Log).Run)
 	return nil
 }
 

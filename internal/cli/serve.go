@@ -35,9 +35,10 @@ type Plane struct {
 	// returns an error stops the control plane with it. The controllers
 	// and this node's agent are added here by wirePlane.
 	Parts []func(ctx context.Context) error
-	// CheckPorts tells the API whether the nodes can publish a service's
-	// host ports; set by wirePlane.
-	CheckPorts server.PortCheck
+	// Checks are what the API asks beyond its own validation (whether the
+	// nodes can publish a service's host ports, whether an autoscaler can
+	// scale its service); set by wirePlane.
+	Checks server.Checks
 }
 
 // wirePlane adds the controllers and the node's agent to p once the root
@@ -95,7 +96,7 @@ none runs. It holds no container: stopping it leaves every replica running.`,
 			}
 			defer os.Remove(sock)
 			log.Info("control plane serving", "root", r.Dir, "socket", sock, "store", storeURI, "node", nodeID, "pid", os.Getpid())
-			return p.run(ctx, server.New(st, log, p.CheckPorts), ln)
+			return p.run(ctx, server.New(st, log, p.Checks), ln)
 		},
 	}
 	f := cmd.Flags()

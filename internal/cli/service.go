@@ -27,7 +27,7 @@ func newServiceCommand(g *globals) *cobra.Command {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	})
 	cmd.AddCommand(newServiceCreate(g), newServiceUpdate(g), newServiceLs(g), newServicePs(g), newServiceInspect(g),
-		newServiceLogs(g), newServiceScale(g), newServiceRollback(g), newServiceRm(g))
+		newServiceLogs(g), newServiceScale(g), newServiceAutoscale(g), newServiceRollback(g), newServiceRm(g))
 	return cmd
 }
 
@@ -149,6 +149,9 @@ func newServiceUpdate(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Println(out.Name)
+			if cmd.Flags().Changed("replicas") {
+				warnAutoscaled(out)
+			}
 			if s.detach || out.Generation == svc.Generation {
 				return nil
 			}
@@ -219,6 +222,7 @@ func newServiceScale(g *globals) *cobra.Command {
 					return err
 				}
 				fmt.Printf("%s scaled to %d\n", name, want[name])
+				warnAutoscaled(out)
 				if !detach {
 					if err := converge(cmd.Context(), c, out, false); err != nil {
 						return err

@@ -83,6 +83,20 @@ func (e *Engine) emit(action string, c *Container, attrs map[string]string) {
 	e.appendEvent(append(b, '\n'))
 }
 
+// EmitService records an event of a service (Docker's type "service"):
+// id is the service's ID, attrs say what happened (its name first). It
+// never fails.
+func (e *Engine) EmitService(action, id string, attrs map[string]string) {
+	now := time.Now()
+	ev := Event{ID: id, Type: "service", Action: action, Actor: EventActor{ID: id, Attributes: attrs},
+		Scope: "local", Time: now.Unix(), TimeNano: now.UnixNano()}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	e.appendEvent(append(b, '\n'))
+}
+
 // appendEvent appends one line to the events log in a single write.
 func (e *Engine) appendEvent(line []byte) error {
 	path := e.eventsPath()

@@ -246,20 +246,6 @@ func (t Trigger) Validate() error {
 	return nil
 }
 
-// Float returns the trigger's number key k, or def if it is not set.
-// Validate has checked it parses.
-func (t Trigger) Float(k string, def float64) float64 {
-	v, ok := t.Metadata[k]
-	if !ok {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return def
-	}
-	return f
-}
-
 // AutoscalersPrefix + service name → Autoscaler.
 const AutoscalersPrefix = "/autoscalers/"
 

@@ -26,6 +26,15 @@ const (
 	NodeDown    NodeState = "down"
 )
 
+// TaskUsage is what one running task uses, read from its cgroups at Time.
+type TaskUsage struct {
+	// CPUTime is the CPU time it has used since it started, in ns: two
+	// readings make a rate.
+	CPUTime     uint64    `json:"cpuTime"`
+	MemoryBytes int64     `json:"memoryBytes"`
+	Time        time.Time `json:"time"`
+}
+
 // NodeUsage is what a node's resources are taken by.
 type NodeUsage struct {
 	NodeID   string    `json:"nodeID"`

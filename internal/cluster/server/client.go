@@ -107,6 +107,28 @@ func (c *Client) Revisions(ctx context.Context, name string) ([]api.Revision, er
 	return out, c.do(ctx, http.MethodGet, servicePath(name, "/revisions"), nil, &out)
 }
 
+// SetAutoscaler creates or replaces the autoscaler of the service called
+// name with a's spec (a.Service may be empty) and returns it as stored,
+// with its defaults and the status of the one it replaced.
+func (c *Client) SetAutoscaler(ctx context.Context, name string, a api.Autoscaler) (api.Autoscaler, error) {
+	var out api.Autoscaler
+	return out, c.do(ctx, http.MethodPut, servicePath(name, "/autoscaler"), a, &out)
+}
+
+// Autoscaler returns the autoscaler of the service called name; a service
+// without one gives errdefs.ErrNotFound.
+func (c *Client) Autoscaler(ctx context.Context, name string) (api.Autoscaler, error) {
+	var out api.Autoscaler
+	return out, c.do(ctx, http.MethodGet, servicePath(name, "/autoscaler"), nil, &out)
+}
+
+// RemoveAutoscaler removes the autoscaler of the service called name,
+// which keeps the replicas it has; a service without one gives
+// errdefs.ErrNotFound.
+func (c *Client) RemoveAutoscaler(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, servicePath(name, "/autoscaler"), nil, nil)
+}
+
 // Nodes returns the registered nodes.
 func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
 	var out []api.Node

@@ -3,8 +3,11 @@
 // Client the command line uses.
 //
 // The API writes only what a user asks of a service — its spec, labels and
-// generation, and the rollback request — never tasks, revisions or the
-// status the controllers keep (see docs/services.md):
+// generation, the rollback request and its autoscaler's spec — never
+// tasks, revisions or the status the controllers and the autoscaler keep
+// (see docs/services.md). A service is answered with its autoscaler, if
+// it has one, in Service.Autoscaler, which is stored apart
+// (api.AutoscalerKey) and removed with the service:
 //
 //	GET    /v1/ping                          → Ping
 //	GET    /v1/services                      → []ServiceSummary
@@ -16,6 +19,9 @@
 //	POST   /v1/services/{name}/rollback[?to=N] → Service
 //	GET    /v1/services/{name}/tasks         → []Task
 //	GET    /v1/services/{name}/revisions     → []Revision
+//	GET    /v1/services/{name}/autoscaler    → Autoscaler
+//	PUT    /v1/services/{name}/autoscaler    Autoscaler → Autoscaler (created or replaced)
+//	DELETE /v1/services/{name}/autoscaler    → 204
 //	GET    /v1/nodes                         → []Node
 //
 // Services travel as cluster/api's versioned JSON, decoded strictly (an

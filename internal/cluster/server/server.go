@@ -32,9 +32,21 @@ type Server struct {
 	log   *slog.Logger
 	// mu makes the published-port check and the write that follows it one
 	// step on this server.
-	mu        sync.Mutex
-	now       func() time.Time
-	hostPorts PortCheck
+	mu     sync.Mutex
+	now    func() time.Time
+	checks Checks
+}
+
+// Checks are what the API asks beyond its own validation; nil fields
+// check nothing.
+type Checks struct {
+	// Ports tells whether the nodes can publish a service's host ports.
+	Ports PortCheck
+	// Autoscaler fails, wrapping errdefs.ErrInvalidArgument with one
+	// line, if a cannot scale svc: a trigger whose values make no sense
+	// or whose source does not answer, a CPU target without a CPU
+	// reservation or limit, …
+	Autoscaler func(ctx context.Context, a api.Autoscaler, svc api.Service) error
 }
 
 // PortCheck fails with errdefs.ErrConflict, and a line that names the
@@ -43,12 +55,10 @@ type Server struct {
 // already are its own.
 type PortCheck func(ctx context.Context, service string, ports []api.PortConfig) error
 
-// New returns a server over st that logs to log.
-//
-// checkPorts, if not nil, tells whether the nodes can publish a service's
-// host ports (see PortCheck).
-func New(st store.Store, log *slog.Logger, checkPorts PortCheck) *Server {
-	return &Server{store: st, log: log, now: func() time.Time { return time.Now().UTC() }, hostPorts: checkPorts}
+// New returns a server over st that logs to log and asks c what it
+// cannot check itself.
+func New(st store.Store, log *slog.Logger, c Checks) *Server {
+	return &Server{store: st, log: log, now: func() time.Time { return time.Now().UTC() }, checks: c}
 }
 
 // Handler returns the API's HTTP handler.
@@ -66,6 +76,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/services/{name}/rollback", s.handle(s.rollback))
 	mux.Handle("GET /v1/services/{name}/tasks", s.handle(s.tasks))
 	mux.Handle("GET /v1/services/{name}/revisions", s.handle(s.revisions))
+	mux.Handle("GET /v1/services/{name}/autoscaler", s.handle(s.getAutoscaler))
+	mux.Handle("PUT /v1/services/{name}/autoscaler", s.handle(s.setAutoscaler))
+	mux.Handle("DELETE /v1/services/{name}/autoscaler", s.handle(s.removeAutoscaler))
 	mux.Handle("GET /v1/nodes", s.handle(s.nodes))
 	mux.Handle("/", s.handle(func(r *http.Request) (int, any, error) {
 		return 0, nil, fmt.Errorf("%s %s: no such API endpoint (this control plane speaks %s): %w",

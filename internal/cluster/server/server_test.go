@@ -33,6 +33,12 @@ func start(t *testing.T) (*Client, store.Store) {
 // startChecking is start with the nodes' host ports checked by check.
 func startChecking(t *testing.T, check PortCheck) (*Client, store.Store) {
 	t.Helper()
+	return startWith(t, Checks{Ports: check})
+}
+
+// startWith is start with the checks c.
+func startWith(t *testing.T, c Checks) (*Client, store.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
@@ -42,7 +48,7 @@ func startChecking(t *testing.T, check PortCheck) (*Client, store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), check).Handler())
+	srv := httptest.NewUnstartedServer(New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), c).Handler())
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

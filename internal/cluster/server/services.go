@@ -91,7 +91,7 @@ func (s *Server) modify(ctx context.Context, name string, change func(*api.Servi
 		if err != nil || !write {
 			return svc, err
 		}
-		svc.UpdatedAt = s.now()
+		svc.UpdatedAt, svc.Autoscaler = s.now(), nil
 		b, err := json.Marshal(svc)
 		if err != nil {
 			return api.Service{}, err
@@ -107,7 +107,7 @@ func (s *Server) modify(ctx context.Context, name string, change func(*api.Servi
 
 func (s *Server) get(r *http.Request) (int, any, error) {
 	svc, _, err := s.read(r.Context(), r.PathValue("name"))
-	return http.StatusOK, svc, err
+	return s.answer(r.Context(), svc, err)
 }
 
 func (s *Server) list(r *http.Request) (int, any, error) {
@@ -119,6 +119,14 @@ func (s *Server) list(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	scalers, err := listKind[api.Autoscaler](r.Context(), s.store, api.AutoscalersPrefix)
+	if err != nil {
+		return 0, nil, err
+	}
+	byService := map[string]*api.Autoscaler{}
+	for i := range scalers {
+		byService[scalers[i].Service] = &scalers[i]
+	}
 	out := make([]ServiceSummary, 0, len(kvs))
 	index := map[string]int{}
 	for _, kv := range kvs {
@@ -126,6 +134,7 @@ func (s *Server) list(r *http.Request) (int, any, error) {
 		if err := json.Unmarshal(kv.Value, &svc); err != nil {
 			return 0, nil, fmt.Errorf("stored service %s: %w", kv.Key, err)
 		}
+		svc.Autoscaler = byService[svc.Name]
 		index[svc.ID] = len(out)
 		out = append(out, ServiceSummary{Service: svc})
 	}
@@ -160,6 +169,7 @@ func (s *Server) create(r *http.Request) (int, any, error) {
 	}
 	now := s.now()
 	svc.ID, svc.Generation, svc.Status, svc.CreatedAt, svc.UpdatedAt = NewID(), 1, api.ServiceStatus{}, now, now
+	svc.Autoscaler = nil // stored apart, set by PUT …/autoscaler
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkPorts(r.Context(), &svc); err != nil {
@@ -200,6 +210,9 @@ func (s *Server) update(r *http.Request) (int, any, error) {
 	if err := s.checkPorts(r.Context(), &in); err != nil {
 		return 0, nil, err
 	}
+	if err := s.keepsAutoscalerResources(r.Context(), in); err != nil {
+		return 0, nil, err
+	}
 	svc, err := s.modify(r.Context(), name, func(svc *api.Service) (bool, error) {
 		// A labels-only write keeps the generation but not UpdatedAt:
 		// an update read before it would lose it.
@@ -216,19 +229,32 @@ func (s *Server) update(r *http.Request) (int, any, error) {
 		svc.Spec, svc.Labels = in.Spec, in.Labels
 		return true, nil
 	})
-	return http.StatusOK, svc, err
+	return s.answer(r.Context(), svc, err)
 }
 
+// remove deletes the service and its autoscaler, if it has one, in one
+// transaction.
 func (s *Server) remove(r *http.Request) (int, any, error) {
-	name := r.PathValue("name")
+	ctx, name := r.Context(), r.PathValue("name")
+	// Under s.mu, no autoscaler is set between the read and the delete.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for range casAttempts {
-		_, kv, err := s.read(r.Context(), name)
+		svc, kv, err := s.read(ctx, name)
 		if err != nil {
 			return 0, nil, err
 		}
-		_, err = s.store.Delete(r.Context(), kv.Key, kv.ModRevision)
-		if errors.Is(err, errdefs.ErrConflict) {
-			continue
+		ops := []store.Op{store.OpDelete(kv.Key, kv.ModRevision)}
+		_, akv, err := s.readAutoscaler(ctx, svc.Name)
+		switch {
+		case err == nil:
+			ops = append(ops, store.OpDelete(akv.Key, akv.ModRevision))
+		case !errors.Is(err, errdefs.ErrNotFound):
+			return 0, nil, err
+		}
+		_, err = s.store.Txn(ctx, ops...)
+		if errors.Is(err, errdefs.ErrConflict) || errors.Is(err, errdefs.ErrNotFound) {
+			continue // changed since read: read again
 		}
 		return http.StatusNoContent, nil, err
 	}
@@ -251,7 +277,7 @@ func (s *Server) scale(r *http.Request) (int, any, error) {
 		svc.Generation++
 		return true, nil
 	})
-	return http.StatusOK, svc, err
+	return s.answer(r.Context(), svc, err)
 }
 
 // rollback sets the service's template to that of an earlier revision —
@@ -287,7 +313,7 @@ func (s *Server) rollback(r *http.Request) (int, any, error) {
 		svc.Status.UpdateStart, svc.Status.UpdateEnd = s.now(), time.Time{}
 		return true, nil
 	})
-	return http.StatusOK, svc, err
+	return s.answer(r.Context(), svc, err)
 }
 
 // rollbackTarget picks the revision of revs (in number order) that a
@@ -378,7 +404,7 @@ func listKind[T any](ctx context.Context, st store.Store, prefix string) ([]T, e
 const autoPortFirst, autoPortLast = 30000, 32767
 
 // checkPorts refuses a host port of svc that another service publishes or
-// that the nodes cannot publish (Server.hostPorts), and gives each port
+// that the nodes cannot publish (Server.checks.Ports), and gives each port
 // published without a host port one (assignPorts).
 func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 	if len(svc.Spec.Ports) == 0 {
@@ -404,10 +430,10 @@ func (s *Server) checkPorts(ctx context.Context, svc *api.Service) error {
 		}
 	}
 	onHost := func(ports ...api.PortConfig) error {
-		if s.hostPorts == nil {
+		if s.checks.Ports == nil {
 			return nil
 		}
-		return s.hostPorts(ctx, svc.Name, ports)
+		return s.checks.Ports(ctx, svc.Name, ports)
 	}
 	if err := onHost(svc.Spec.Ports...); err != nil {
 		return &classed{err.Error(), []error{errdefs.ErrInvalidArgument, err}}
