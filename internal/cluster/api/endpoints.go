@@ -15,13 +15,17 @@ type ServiceEndpoints struct {
 	Tasks []string `json:"tasks,omitempty"`
 	// ClientAffinity keeps a client's connections on one task.
 	ClientAffinity bool `json:"clientAffinity,omitempty"`
+	// Activate holds new TCP connections while no task takes traffic
+	// (rather than refusing them) and wakes the service's autoscaler: the
+	// service scales from zero.
+	Activate bool `json:"activate,omitempty"`
 }
 
 // Equal reports whether e and o ask the same of a node.
 func (e ServiceEndpoints) Equal(o ServiceEndpoints) bool {
 	return e.Service == o.Service && slices.Equal(e.Networks, o.Networks) &&
 		slices.Equal(e.Ports, o.Ports) && slices.Equal(e.Tasks, o.Tasks) &&
-		e.ClientAffinity == o.ClientAffinity
+		e.ClientAffinity == o.ClientAffinity && e.Activate == o.Activate
 }
 
 // VirtualIP is a service's stable address on one of its networks.
