@@ -91,6 +91,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	spawn := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	spawn(func() { c.watch(ctx, api.ServicesPrefix, svcRev) })
 	spawn(func() { c.watch(ctx, api.TasksPrefix, svcRev) })
+	spawn(func() { c.watch(ctx, api.AutoscalersPrefix, svcRev) })
 	for node, r := range c.runners {
 		spawn(func() { c.watchRunner(ctx, node, r) })
 	}
@@ -176,10 +177,11 @@ func (c *Controller) watch(ctx context.Context, prefix string, rev int64) {
 	}
 }
 
-// onStoreEvent queues the service a store event is about.
+// onStoreEvent queues the service a store event is about (an
+// autoscaler's decides whether its service is activated).
 func (c *Controller) onStoreEvent(prefix string, ev store.Event) {
-	if prefix == api.ServicesPrefix {
-		c.queue.add(strings.TrimPrefix(ev.KV.Key, api.ServicesPrefix))
+	if prefix == api.ServicesPrefix || prefix == api.AutoscalersPrefix {
+		c.queue.add(strings.TrimPrefix(ev.KV.Key, prefix))
 		return
 	}
 	if ev.Type != store.EventPut {

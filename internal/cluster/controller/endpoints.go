@@ -2,26 +2,41 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/api"
+	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // endpoints returns what the service's nodes balance its traffic over: its
 // networks, its ports and the tasks wanted and ready. A task taken out is
-// not among them from the moment its removal is committed.
-func (p *pass) endpoints() api.ServiceEndpoints {
+// not among them from the moment its removal is committed. A service with
+// an autoscaler that may take it to zero replicas is activated.
+func (p *pass) endpoints(ctx context.Context) (api.ServiceEndpoints, error) {
 	e := api.ServiceEndpoints{Service: p.v.name, Networks: p.v.spec.Template.Networks, Ports: p.v.spec.Ports,
 		ClientAffinity: p.v.spec.SessionAffinity == api.AffinityClientIP}
+	kv, err := p.c.st.Get(ctx, api.AutoscalerKey(p.v.name))
+	switch {
+	case err == nil:
+		var a api.Autoscaler
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			return e, fmt.Errorf("stored %s: %w", kv.Key, err)
+		}
+		e.Activate = a.Spec.MinReplicas == 0
+	case !errors.Is(err, errdefs.ErrNotFound):
+		return e, err
+	}
 	for _, t := range p.v.active() {
 		if t.Status.State == api.TaskReady {
 			e.Tasks = append(e.Tasks, t.ID)
 		}
 	}
 	slices.Sort(e.Tasks)
-	return e
+	return e, nil
 }
 
 // publish hands the service's endpoints to every Runner when they changed
@@ -30,7 +45,10 @@ func (p *pass) endpoints() api.ServiceEndpoints {
 // say) does not hold up the rest of the pass, which runs the replicas all
 // the same: it is logged and tried again a second later.
 func (p *pass) publish(ctx context.Context) error {
-	e := p.endpoints()
+	e, err := p.endpoints(ctx)
+	if err != nil {
+		return err
+	}
 	c := p.c
 	c.mu.Lock()
 	last, ok := c.published[p.v.svc.ID]

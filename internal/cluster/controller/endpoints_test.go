@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,6 +52,23 @@ func TestEndpoints(t *testing.T) {
 		p, _ := e.run.endpoints("web")
 		return slices.Contains(p.Tasks, unready), fmt.Sprint(p.Tasks)
 	})
+	// An autoscaler that may take it to zero activates it; one that may
+	// not does not.
+	for _, min := range []int{0, 1, 0} {
+		a := api.Autoscaler{Service: "web", Spec: api.AutoscalerSpec{MinReplicas: min, MaxReplicas: 3,
+			Triggers: []api.Trigger{{Type: api.TriggerHTTPRPS, Metadata: map[string]string{"target": "5"}}}}}
+		b, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.Put(context.Background(), api.AutoscalerKey("web"), b, store.Any); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("activated with min %d", min), func() (bool, string) {
+			p, _ := e.run.endpoints("web")
+			return p.Activate == (min == 0), fmt.Sprintf("%+v", p)
+		})
+	}
 	if _, err := e.st.Delete(context.Background(), api.ServiceKey("web"), store.Any); err != nil {
 		t.Fatal(err)
 	}
