@@ -23,8 +23,8 @@ func init() { wirePlane = wireNode }
 const heartbeat = 30 * time.Second
 
 // wireNode runs this machine as one node of the plane: its agent over the
-// root's engine, registered in the store, and the controller that places
-// tasks on it.
+// root's engine, registered in the store, the controller that places tasks
+// on it, and the autoscalers.
 func wireNode(p *Plane) error {
 	eng, err := p.Root.Engine()
 	if err != nil {
@@ -34,7 +34,11 @@ func wireNode(p *Plane) error {
 	if err != nil {
 		return err
 	}
-	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets))
+	// The agent's activator wakes the autoscalers, which read the agent.
+	var scaler *autoscale.Controller
+	wake := func(service string) { scaler.Wake(service) }
+	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets), agent.WithActivator(wake))
+	scaler = autoscale.New(p.Store, []autoscale.Metrics{a}, a.RecordScale, p.Log)
 	ctl := controller.New(p.Store, map[string]controller.Runner{p.NodeID: a})
 	p.Checks.Ports, p.Checks.Autoscaler = a.CheckPorts, autoscale.Check
 	p.Parts = append(p.Parts,
@@ -43,7 +47,7 @@ func wireNode(p *Plane) error {
 			return ctl.Run(ctx)
 		},
 		func(ctx context.Context) error { return registerNode(ctx, p.Store, p.NodeID, a) },
-		autoscale.New(p.Store, []autoscale.Metrics{a}, a.RecordScale, p.Log).Run)
+		scaler.Run)
 	return nil
 }
 

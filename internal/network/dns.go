@@ -131,7 +131,9 @@ func records(network string, eps []*endpoint) (map[string][]netip.Addr, map[stri
 // NAME.NAMESPACE.svc and NAME.NAMESPACE.svc.cluster.local → the VIP, and
 // tasks.NAME → the backends' own addresses. A service without backends
 // keeps its names with no address: a name with no ready replica answers
-// with no address, not with a dead one (nor with the host's resolvers').
+// with no address, not with a dead one (nor with the host's resolvers') —
+// unless an activator holds its connections (it scales from zero), when
+// NAME answers with the VIP all the same.
 func serviceRecords(st *state, network string, names map[string][]netip.Addr) {
 	add := func(k string, addrs ...netip.Addr) {
 		if _, ok := names[k]; !ok {
@@ -150,7 +152,7 @@ func serviceRecords(st *state, network string, names map[string][]netip.Addr) {
 			ns = DefaultNamespace
 		}
 		for _, k := range []string{name, name + "." + ns + ".svc", name + "." + ns + ".svc.cluster.local"} {
-			if len(backends) > 0 {
+			if len(backends) > 0 || s.Activator != 0 {
 				add(k, s.VIP)
 			} else {
 				add(k)

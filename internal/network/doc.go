@@ -12,12 +12,15 @@
 // never given to a container; connections to VIP:Port, and to the host's
 // HostPort, are spread by nftables (numgen random over a map of the
 // backends, as kube-proxy's nftables mode does) to the backends' addresses,
-// with no user-space proxy; with no backend they are refused at once. The
-// network's DNS server answers the service's name (also NAME.NAMESPACE.svc
-// and NAME.NAMESPACE.svc.cluster.local) with the VIP while it has a
-// backend, and tasks.NAME with the backends' own addresses. Services live in
-// the same state file as endpoints; a container that disconnects leaves
-// every service on that network.
+// with no user-space proxy. With no backend they are refused at once or,
+// for TCP with an Activator port, redirected there to be held while a
+// replica starts (ServiceFor tells what such a connection was for). Named
+// nftables counters count each service's requests before any NAT
+// (ServiceCounts). The network's DNS server answers the service's name
+// (also NAME.NAMESPACE.svc and NAME.NAMESPACE.svc.cluster.local) with the
+// VIP while it has a backend, and tasks.NAME with the backends' own
+// addresses. Services live in the same state file as endpoints; a
+// container that disconnects leaves every service on that network.
 //
 // Everything lives in Settings.StateDir: one state file (networks, endpoints,
 // services, allocations) replaced atomically and changed only under a file lock, so

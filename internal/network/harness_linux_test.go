@@ -219,7 +219,13 @@ func (env *testEnv) cleanup() {
 	if env.remote != "" {
 		_ = removeLink(env.s.Prefix + "r")
 	}
-	for _, l := range env.links() {
+	// The kernel deletes the veth pairs of a removed namespace in the
+	// background (see release): give it a moment.
+	links := env.links()
+	for deadline := time.Now().Add(3 * time.Second); len(links) > 0 && time.Now().Before(deadline); links = env.links() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range links {
 		t.Errorf("link %s remains", l)
 		_ = removeLink(l)
 	}

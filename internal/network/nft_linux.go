@@ -31,6 +31,7 @@ import (
 //	chain isolate { oifname B drop }            # per network: no traffic between networks
 //	chain input { type filter hook input priority filter
 //	    iifname != B iifname != lo ip daddr GATEWAY tcp|udp dport 53 drop # per network with DNS
+//	    tcp dport A ct status & dnat == 0 drop  # per activator port: redirected connections only
 //	    ip daddr VIP jump svc-VIP-reject        # per service
 //	    [ip daddr HOSTIP] tcp dport HP jump svc-VIP-reject # per service host port
 //	    ct state new ip daddr VIP drop }        # per service: nothing else of the host on a VIP
@@ -49,9 +50,21 @@ import (
 //	    ip daddr VIP tcp dport P dnat to numgen random mod N map { 0 : IP0, 1 : IP1, … } : TP
 //	    ip daddr VIP return
 //	    [ip daddr HOSTIP] tcp dport HP dnat to numgen random mod N map { … } : TP }
-//	chain svc-VIP-reject {                      # per service without backends:
+//	chain svc-VIP {                             # per service without backends, with activator port A:
+//	    ip daddr VIP tcp dport P redirect to :A
+//	    ip daddr VIP return
+//	    [ip daddr HOSTIP] tcp dport HP redirect to :A }
+//	chain svc-VIP-reject {                      # per service without backends (with an activator: udp only):
 //	    ct state new ip daddr VIP tcp dport P reject with tcp reset
 //	    ct state new [ip daddr HOSTIP] tcp dport HP reject … } # (udp: icmp port-unreachable)
+//	counter svc-VIP-requests                    # per service
+//	chain count-prerouting { type filter hook prerouting priority mangle
+//	    iifname != lo jump count }              # what comes through lo was counted in output
+//	chain count-output { type filter hook output priority mangle
+//	    jump count }
+//	chain count {                               # per service port: PSH segments, every UDP datagram
+//	    ct direction original ip daddr VIP tcp dport P tcp flags & psh != 0 counter name svc-VIP-requests
+//	    ct direction original fib daddr type local [ip daddr HOSTIP] tcp dport HP tcp flags & psh != 0 counter name svc-VIP-requests }
 //	chain postrouting { type nat hook postrouting priority srcnat
 //	    oifname B ip saddr 127.0.0.0/8 masquerade      # 127.0.0.1 → published port
 //	    oifname B ip saddr S ct status dnat masquerade # hairpin
@@ -79,6 +92,19 @@ import (
 // backend the VIP's ports and host ports reject new connections at once
 // rather than let them time out; "ct state new" lets through the replies to
 // the host's own connections, which may have the VIP as their source.
+//
+// A service with an activator port and no backend redirects its TCP
+// connections there instead (redirect: to the primary address of the
+// interface they came in on, or 127.0.0.1 from the host), so that the
+// process listening there (it reads SO_ORIGINAL_DST and asks ServiceFor)
+// holds them while a replica starts; a redirect is a DNAT to conntrack, and
+// the input chain drops what reaches the port without one. The guard and
+// the counters depend on a service's ports and activator only, not its
+// backends: going from 0 backends to 1 rewrites the service's two chains,
+// and the counts go on. The count chains see each client packet before
+// any NAT (priority mangle, before dstnat), with the address and port the
+// client used, so that connections held by the activator count too; a
+// table made anew starts them from 0.
 
 const (
 	regAddr  = 1
@@ -107,7 +133,7 @@ func (st *state) active() []activeNet {
 
 // rulesLayout changes whenever buildRules lays the table out differently,
 // so that a table an older berth made is replaced whole.
-const rulesLayout = "services-in-own-chains"
+const rulesLayout = "services-in-own-chains, counted, activators"
 
 // applyRules makes the nftables table the one st needs, or deletes it if
 // no network has endpoints and there are no services. When only services'
@@ -160,8 +186,8 @@ func planRules(nets []activeNet, svcs []svcTarget) *rulePlan {
 	}
 	p.Services = make(map[string]string, len(svcs))
 	for _, s := range svcs {
-		fmt.Fprintln(base, s.bridge, s.vip, s.ports)
-		own := sha256.Sum256(fmt.Append(nil, s.ports, s.backends, s.affinity))
+		fmt.Fprintln(base, s.bridge, s.vip, s.ports, s.activator) // the counters and activator guards
+		own := sha256.Sum256(fmt.Append(nil, s.ports, s.backends, s.affinity, s.activator))
 		p.Services[s.vip.String()] = hex.EncodeToString(own[:8])
 	}
 	p.Base = hex.EncodeToString(base.Sum(nil)[:8])
@@ -289,7 +315,7 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet, svcs []sv
 			rule(forward, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, a.n.Bridge), verdict(expr.VerdictDrop))
 		}
 	}
-	rule(forward, ctDNAT(), verdict(expr.VerdictAccept))
+	rule(forward, ctStatusDNAT(expr.CmpOpNeq), verdict(expr.VerdictAccept))
 	for _, a := range nets {
 		rule(forward, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, a.n.Bridge), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, a.n.Bridge), jump(isolate.Name))
 		rule(isolate, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, a.n.Bridge), verdict(expr.VerdictDrop))
@@ -307,6 +333,8 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet, svcs []sv
 		}
 	}
 
+	activatorGuards(rule, input, svcs)
+	countRules(c, t, rule, svcs)
 	sc := serviceChains{input: input, prerouting: prerouting, output: output, hostports: hostports}
 	for _, s := range svcs {
 		serviceDispatch(rule, sc, s)
@@ -336,7 +364,7 @@ func buildRules(c *nftables.Conn, t *nftables.Table, nets []activeNet, svcs []sv
 	for _, a := range nets {
 		br := a.n.Bridge
 		rule(postrouting, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, br), ipAddr(ipHdrSrc, loopback), masq())
-		rule(postrouting, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, br), ipAddr(ipHdrSrc, a.n.Subnet), ctDNAT(), masq())
+		rule(postrouting, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, br), ipAddr(ipHdrSrc, a.n.Subnet), ctStatusDNAT(expr.CmpOpNeq), masq())
 		if !a.n.Internal {
 			rule(postrouting, ipAddr(ipHdrSrc, a.n.Subnet), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, br), masq())
 		}
@@ -378,13 +406,14 @@ func l4port(proto string, port uint16) []expr.Any {
 	}
 }
 
-// ctDNAT matches connections whose destination was rewritten.
-func ctDNAT() []expr.Any {
+// ctStatusDNAT matches, with CmpOpNeq, connections whose destination was
+// rewritten (DNAT or redirect); with CmpOpEq the others.
+func ctStatusDNAT(op expr.CmpOp) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(ipsDNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		&expr.Cmp{Op: op, Register: 1, Data: make([]byte, 4)},
 	}
 }
 

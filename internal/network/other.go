@@ -5,6 +5,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -42,3 +43,11 @@ func (m *Manager) CheckHostPorts(context.Context, string, []ServicePort) error {
 
 // RemoveService needs Linux.
 func (m *Manager) RemoveService(context.Context, string, string) error { return errPlatform }
+
+// ServiceFor needs Linux.
+func (m *Manager) ServiceFor(context.Context, netip.AddrPort) (*Target, error) {
+	return nil, errPlatform
+}
+
+// ServiceCounts needs Linux.
+func (m *Manager) ServiceCounts(context.Context) ([]ServiceCount, error) { return nil, errPlatform }

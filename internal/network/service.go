@@ -39,6 +39,33 @@ type Service struct {
 	// of its address picks it) while the backends stay the same, rather
 	// than to one at random for each connection.
 	ClientAffinity bool `json:"clientAffinity,omitempty"`
+	// Activator, when not 0, is a local TCP port: while the service has no
+	// backends, new TCP connections to its VIP's ports and its host ports
+	// are redirected there (nftables redirect: to the address they arrived
+	// on, or 127.0.0.1 from the host itself) instead of refused, so that a
+	// process listening there can hold them while a replica starts. UDP is
+	// still refused. Only connections redirected there may reach the port.
+	Activator uint16 `json:"activator,omitempty"`
+}
+
+// Target is what a connection redirected to an activator was meant for.
+type Target struct {
+	Service  Service
+	Port     ServicePort
+	Backends []netip.Addr // the backends' addresses on Service.Network, now; empty while it has none
+}
+
+// ServiceCount is how much traffic reached one service.
+type ServiceCount struct {
+	Network, Name string
+	// Requests counts, since the rules were last made, the TCP segments
+	// with data pushed (PSH) from clients to the service's VIP ports and
+	// host ports — about one per HTTP request, keep-alive or not — and the
+	// UDP datagrams to them; counted in the kernel before any NAT, so that
+	// connections held by an activator count too. It may go back to a
+	// lower number when the table is remade: readers take a drop as a
+	// restart from 0.
+	Requests uint64
 }
 
 // ServicePort is one port of a Service.
@@ -205,6 +232,47 @@ func (st *state) portHolder(p PortMapping, skip func(*Service) bool) string {
 	return ""
 }
 
+// serviceFor finds the TCP port of a service that dst names: a VIP and
+// one of its ports, or an address and a host port published on it (on
+// every address: one that local reports as the host's). A VIP is never a
+// host port's address: the rules take connections to a VIP as its own
+// before they look at host ports.
+func (st *state) serviceFor(dst netip.AddrPort, local func(netip.Addr) bool) (*Service, ServicePort, bool) {
+	addr := dst.Addr().Unmap()
+	for _, s := range st.Services {
+		if s.VIP != addr {
+			continue
+		}
+		for _, p := range s.Ports {
+			if p.Protocol == "tcp" && p.Port == dst.Port() {
+				return s, p, true
+			}
+		}
+		return nil, ServicePort{}, false
+	}
+	for _, s := range st.Services {
+		for _, p := range s.Ports {
+			if p.Protocol != "tcp" || p.HostPort == 0 || p.HostPort != dst.Port() {
+				continue
+			}
+			if p.HostIP == addr || !p.HostIP.IsValid() && local(addr) {
+				return s, p, true
+			}
+		}
+	}
+	return nil, ServicePort{}, false
+}
+
+// sortServices orders services by network and name.
+func sortServices(svcs []Service) {
+	sort.Slice(svcs, func(i, j int) bool {
+		if svcs[i].Network != svcs[j].Network {
+			return svcs[i].Network < svcs[j].Network
+		}
+		return svcs[i].Name < svcs[j].Name
+	})
+}
+
 // Services lists the services of a network, or of all networks for "", by
 // network and name. An unknown network fails with errdefs.ErrNotFound.
 func (m *Manager) Services(ctx context.Context, network string) ([]Service, error) {
@@ -224,11 +292,6 @@ func (m *Manager) Services(ctx context.Context, network string) ([]Service, erro
 	for _, s := range st.servicesOf(name) {
 		out = append(out, s.clone())
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Network != out[j].Network {
-			return out[i].Network < out[j].Network
-		}
-		return out[i].Name < out[j].Name
-	})
+	sortServices(out)
 	return out, nil
 }

@@ -175,6 +175,32 @@ func (m *Manager) RemoveService(ctx context.Context, network, name string) error
 	})
 }
 
+// ServiceFor returns the service port that dst names — dst as
+// SO_ORIGINAL_DST gives it for a redirected connection: a VIP and one of
+// its ports (Port), or a host address and a published host port
+// (HostPort; a port published on every address matches any local
+// address, one with a HostIP only that address) — with the addresses of
+// its backends now. Only TCP ports match, as only TCP is redirected. None
+// matches: errdefs.ErrNotFound.
+func (m *Manager) ServiceFor(ctx context.Context, dst netip.AddrPort) (*Target, error) {
+	st, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, p, ok := st.serviceFor(dst, isLocal)
+	if !ok {
+		return nil, fmt.Errorf("service at %s: %w", dst, errdefs.ErrNotFound)
+	}
+	return &Target{Service: s.clone(), Port: p, Backends: st.backendAddrs(s)}, nil
+}
+
+// isLocal reports whether the host routes a to itself, as "fib daddr type
+// local" does in the rules.
+func isLocal(a netip.Addr) bool {
+	rs, err := netlink.RouteGet(a.AsSlice())
+	return err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL
+}
+
 // forgetUDPFlows deletes the conntrack entries of UDP flows DNATed to
 // addrs. A UDP flow lives on while its packets keep coming, and would keep
 // reaching a backend that left its service, or an address given to another

@@ -460,6 +460,13 @@ func (env *testEnv) bridgeHas(network string, ip netip.Addr) bool {
 // tableMentions reports whether a rule of the test's table compares with
 // ip.
 func (env *testEnv) tableMentions(ip netip.Addr) bool {
+	a := ip.As4()
+	return env.tableCompares(a[:])
+}
+
+// tableCompares reports whether a rule of the test's table compares with
+// data: an address, a port.
+func (env *testEnv) tableCompares(data []byte) bool {
 	c, err := nftables.New()
 	if err != nil {
 		env.t.Fatal(err)
@@ -472,7 +479,6 @@ func (env *testEnv) tableMentions(ip netip.Addr) bool {
 	if err != nil {
 		env.t.Fatal(err)
 	}
-	a := ip.As4()
 	for _, ch := range chains {
 		if ch.Table.Name != t.Name {
 			continue
@@ -483,7 +489,7 @@ func (env *testEnv) tableMentions(ip netip.Addr) bool {
 		}
 		for _, r := range rules {
 			for _, e := range r.Exprs {
-				if cmp, ok := e.(*expr.Cmp); ok && bytes.Equal(cmp.Data, a[:]) {
+				if cmp, ok := e.(*expr.Cmp); ok && bytes.Equal(cmp.Data, data) {
 					return true
 				}
 			}

@@ -2,6 +2,7 @@ package network
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -14,11 +15,12 @@ const regNum = 3
 
 // svcTarget is a service as the rules see it.
 type svcTarget struct {
-	bridge   string
-	vip      netip.Addr
-	ports    []ServicePort
-	backends []netip.Addr // connected ones only
-	affinity bool
+	bridge    string
+	vip       netip.Addr
+	ports     []ServicePort
+	backends  []netip.Addr // connected ones only
+	affinity  bool
+	activator uint16
 }
 
 // serviceTargets returns every service, on active networks or not: one
@@ -30,7 +32,8 @@ func (st *state) serviceTargets() []svcTarget {
 		if n == nil {
 			continue
 		}
-		out = append(out, svcTarget{bridge: n.Bridge, vip: s.VIP, ports: s.Ports, backends: st.backendAddrs(s), affinity: s.ClientAffinity})
+		out = append(out, svcTarget{bridge: n.Bridge, vip: s.VIP, ports: s.Ports, backends: st.backendAddrs(s),
+			affinity: s.ClientAffinity, activator: s.Activator})
 	}
 	return out
 }
@@ -73,16 +76,31 @@ func serviceDispatch(rule ruleFunc, ch serviceChains, s svcTarget) {
 
 // serviceChainRules fills a service's own chains: with backends, its nat
 // chain balances its VIP's ports and then its host ports; without, its
-// reject chain refuses new connections to both.
+// reject chain refuses new connections to both, and with an activator its
+// nat chain redirects TCP to it instead.
 func serviceChainRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, s svcTarget) error {
 	nat := &nftables.Chain{Table: t, Name: s.natChain()}
 	rej := &nftables.Chain{Table: t, Name: s.rejectChain()}
 	vip := ipAddr(ipHdrDst, netip.PrefixFrom(s.vip, 32))
 	if len(s.backends) == 0 {
+		held := func(p ServicePort) bool { return s.activator != 0 && p.Protocol == "tcp" }
 		for _, p := range s.ports {
+			if held(p) {
+				rule(nat, vip, l4port(p.Protocol, p.Port), redirect(s.activator))
+				continue
+			}
 			rule(rej, ctNew(), vip, l4port(p.Protocol, p.Port), reject(p.Protocol))
 			if p.HostPort != 0 {
 				rule(rej, ctNew(), hostAddr(p), l4port(p.Protocol, p.HostPort), reject(p.Protocol))
+			}
+		}
+		if s.activator == 0 {
+			return nil
+		}
+		rule(nat, vip, verdict(expr.VerdictReturn))
+		for _, p := range s.ports {
+			if held(p) && p.HostPort != 0 {
+				rule(nat, hostAddr(p), l4port(p.Protocol, p.HostPort), redirect(s.activator))
 			}
 		}
 		return nil
@@ -109,6 +127,31 @@ func serviceChainRules(c *nftables.Conn, t *nftables.Table, rule ruleFunc, s svc
 		rule(nat, hostAddr(p), l4port(p.Protocol, p.HostPort), to)
 	}
 	return nil
+}
+
+// activatorGuards drops what reaches an activator's port without having
+// been redirected there (a redirect is a DNAT to conntrack): one rule per
+// port in the input chain.
+func activatorGuards(rule ruleFunc, input *nftables.Chain, svcs []svcTarget) {
+	var ports []uint16
+	for _, s := range svcs {
+		if s.activator != 0 && !slices.Contains(ports, s.activator) {
+			ports = append(ports, s.activator)
+		}
+	}
+	slices.Sort(ports)
+	for _, port := range ports {
+		rule(input, l4port("tcp", port), ctStatusDNAT(expr.CmpOpEq), verdict(expr.VerdictDrop))
+	}
+}
+
+// redirect sends a connection to port on the address it arrived on, or
+// 127.0.0.1 from the host itself.
+func redirect(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: regPort, Data: binaryutil.BigEndian.PutUint16(port)},
+		&expr.Redir{RegisterProtoMin: regPort},
+	}
 }
 
 // hostAddr matches a published port's host address, if it has one.

@@ -2,6 +2,7 @@ package services
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -162,5 +163,43 @@ func TestAutoscaleSchedule(t *testing.T) {
 	eventually(t, 10*time.Second, "the schedule to ask for 3", func() bool { return e.replicasWanted("peak") == 3 })
 	if show := e.ok("service", "autoscale", "peak"); !strings.Contains(show, "1 → 3: cron/0") {
 		t.Errorf("service autoscale peak does not show the decision:\n%s", show)
+	}
+}
+
+// TestAutoscaleFromZero: an HTTP service at --min 0 goes to zero replicas
+// when idle; its first request after that, by its published port and by
+// its name from a container, is answered (held while a replica starts),
+// and the requests it serves keep it up.
+func TestAutoscaleFromZero(t *testing.T) {
+	e := newEnv(t)
+	n := rand.IntN(1 << 8)
+	e.ok("network", "create", "--subnet", fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(40), n), "front")
+	port := fmt.Sprint(19000 + rand.IntN(1000))
+	e.ok(append([]string{"service", "create", "--name", "web", "--network", "front", "-p", port + ":80"}, e.webArgs()...)...)
+	e.ok("service", "autoscale", "web", "--min", "0", "--max", "2", "--cooldown", "2s", "--trigger", "http-rps,target=50")
+	get := hostGet("http://127.0.0.1:" + port + "/")
+	toZero := func() {
+		t.Helper()
+		eventually(t, 20*time.Second, "web to go to zero", func() bool { return e.replicasWanted("web") == 0 })
+		eventually(t, 20*time.Second, "web's replica to go", func() bool { return len(e.containers("web")) == 0 })
+	}
+	toZero()
+	start := time.Now()
+	if body, err := get(); err != nil || strings.HasPrefix(body, "error") {
+		t.Fatalf("first request at zero replicas: %q, %v", body, err)
+	}
+	t.Logf("first response from zero replicas in %v", time.Since(start).Round(time.Millisecond))
+	if n := e.replicasWanted("web"); n != 1 {
+		t.Errorf("after a request at zero: %d replicas wanted, want 1", n)
+	}
+	if show := e.ok("service", "autoscale", "web"); !strings.Contains(show, "0 → 1: ") {
+		t.Errorf("service autoscale web does not show the activation:\n%s", show)
+	}
+
+	// By name, from a container on the network.
+	toZero()
+	out := e.ok("run", "--rm", "--network", "front", e.image, "wget", "-qO-", "http://web/")
+	if strings.TrimSpace(out) == "" {
+		t.Errorf("a container's first request to web at zero replicas: %q", out)
 	}
 }

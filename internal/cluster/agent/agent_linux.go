@@ -26,10 +26,13 @@ type Agent struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	probers map[string]*prober // by container ID
-	subs    map[*subscriber]struct{}
-	cpu     cpuSample
+	act *activator // nil without WithActivator
+
+	mu        sync.Mutex
+	probers   map[string]*prober // by container ID
+	subs      map[*subscriber]struct{}
+	cpu       cpuSample
+	published map[string]chan struct{} // by service, closed by its next Publish
 }
 
 // Option changes how New sets an Agent up.
@@ -39,6 +42,7 @@ type options struct {
 	capacity *api.Resources
 	log      *slog.Logger
 	nets     *network.Manager
+	wake     func(service string)
 }
 
 // WithCapacity makes the node offer r instead of this machine's CPUs and
@@ -58,12 +62,19 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // engine's events until Close.
 func New(e *container.Engine, nodeID string, opts ...Option) *Agent {
 	a := &Agent{e: e, nodeID: nodeID, probers: map[string]*prober{}, subs: map[*subscriber]struct{}{},
-		done: make(chan struct{})}
+		published: map[string]chan struct{}{}, done: make(chan struct{})}
 	for _, o := range opts {
 		o(&a.o)
 	}
 	if a.o.log == nil {
 		a.o.log = slog.Default()
+	}
+	if a.o.wake != nil && a.o.nets != nil {
+		act, err := a.startActivator()
+		if err != nil {
+			a.o.log.Error("agent: services cannot scale from zero", "err", err)
+		}
+		a.act = act
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	started := make(chan struct{})
@@ -75,11 +86,15 @@ func New(e *container.Engine, nodeID string, opts ...Option) *Agent {
 	return a
 }
 
-// Close stops following events and probing; it returns once both stopped.
-// The containers keep running, for the next Agent to adopt.
+// Close stops following events, probing and the activator (closing the
+// connections it holds or splices); it returns once all stopped. The
+// containers keep running, for the next Agent to adopt.
 func (a *Agent) Close() error {
 	a.cancel()
 	<-a.done
+	if a.act != nil {
+		a.act.close()
+	}
 	a.mu.Lock()
 	ps := a.probers
 	a.probers = map[string]*prober{}

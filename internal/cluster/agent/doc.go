@@ -21,4 +21,11 @@
 // package, which gives the service a virtual IP and DNS names on its
 // networks and spreads its published ports over them with nftables; the
 // containers themselves publish nothing.
+//
+// A service that scales from zero (WithActivator, ServiceEndpoints.Activate)
+// has its new TCP connections redirected to the agent's activator while it
+// has no ready replica: it wakes the service's autoscaler, holds each
+// connection until Publish gives the service a backend (30 s at most) and
+// splices it to one, as Knative's activator does on the cold path. Once a
+// replica is ready, connections go straight to it.
 package agent

@@ -37,3 +37,23 @@ func (a *Agent) RecordScale(serviceID, name string, d api.ScaleDecision) {
 		"name": name, "replicas.old": fmt.Sprint(d.From), "replicas.new": fmt.Sprint(d.To), "reason": d.Reason,
 	})
 }
+
+// ServiceRequests returns the requests counted for the service on this
+// node (network.ServiceCounts, summed over its networks); 0 without
+// networks (WithNetworks).
+func (a *Agent) ServiceRequests(ctx context.Context, service string) (uint64, error) {
+	if a.o.nets == nil {
+		return 0, nil
+	}
+	counts, err := a.o.nets.ServiceCounts(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("requests of service %s: %w", service, err)
+	}
+	var n uint64
+	for _, c := range counts {
+		if c.Name == service {
+			n += c.Requests
+		}
+	}
+	return n, nil
+}

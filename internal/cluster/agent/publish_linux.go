@@ -14,13 +14,16 @@ import (
 // containers of e.Tasks that run here: a service with a virtual IP on each
 // of its networks (the default network when it names none), its ports
 // published on the host from the first. A network it left (an update
-// changed its networks) forgets it first. Without networks (WithNetworks) it
-// does nothing.
+// changed its networks) forgets it first. A service that scales from zero
+// (e.Activate) sends its new TCP connections to the activator
+// (WithActivator) while it has no backend; Publish then wakes the
+// connections held for it. Without networks (WithNetworks) it does nothing.
 func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.VirtualIP, error) {
 	nets := a.o.nets
 	if nets == nil {
 		return nil, nil
 	}
+	defer a.signal(e.Service)
 	want := map[string]bool{}
 	for _, id := range e.Tasks {
 		want[id] = true
@@ -52,7 +55,8 @@ func (a *Agent) Publish(ctx context.Context, e api.ServiceEndpoints) ([]api.Virt
 	}
 	var vips []api.VirtualIP
 	for i, n := range names {
-		s := network.Service{Name: e.Service, Network: n, Backends: backends, ClientAffinity: e.ClientAffinity}
+		s := network.Service{Name: e.Service, Network: n, Backends: backends, ClientAffinity: e.ClientAffinity,
+			Activator: a.activatorPort(e.Activate)}
 		for _, p := range e.Ports {
 			sp := network.ServicePort{Protocol: string(p.Protocol), TargetPort: uint16(p.TargetPort)}
 			if i == 0 {

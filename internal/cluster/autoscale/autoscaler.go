@@ -16,11 +16,14 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
-// Metrics is what a node tells of its running tasks.
+// Metrics is what a node tells of its running tasks and its traffic.
 type Metrics interface {
 	// TaskUsage returns, by task ID, what each running task of the node
 	// uses now: its CPU time so far and its memory.
 	TaskUsage(ctx context.Context) (map[string]api.TaskUsage, error)
+	// ServiceRequests returns how many requests reached the service on
+	// the node so far; a count lower than the last one started again.
+	ServiceRequests(ctx context.Context, service string) (uint64, error)
 }
 
 // Recorder is told of each change of a service's replicas (for `berth
@@ -36,6 +39,9 @@ type Controller struct {
 	record Recorder
 	log    *slog.Logger
 	now    func() time.Time
+
+	mu    sync.Mutex
+	wakes map[string]chan struct{} // by service name, one per worker
 }
 
 // New returns a controller over st that reads the tasks' usage from nodes
@@ -47,7 +53,20 @@ func New(st store.Store, nodes []Metrics, record Recorder, log *slog.Logger) *Co
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{st: st, nodes: nodes, record: record, log: log, now: time.Now}
+	return &Controller{st: st, nodes: nodes, record: record, log: log, now: time.Now, wakes: map[string]chan struct{}{}}
+}
+
+// Wake tells the autoscaler of service that a connection waits for it (an
+// activator holds it): at zero replicas it scales to one now, without
+// waiting for its polling interval. It never blocks.
+func (c *Controller) Wake(service string) {
+	c.mu.Lock()
+	ch := c.wakes[service]
+	c.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default: // nil (no autoscaler), or a wake is pending already
+	}
 }
 
 // supervise is how often the controller looks for autoscalers that came
@@ -80,10 +99,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			wctx, cancel := context.WithCancel(ctx)
 			workers[name] = cancel
+			w := &worker{c: c, name: name, cpu: map[string]api.TaskUsage{}, scalers: map[string]scaler{}, wake: make(chan struct{}, 1)}
+			c.mu.Lock()
+			c.wakes[name] = w.wake
+			c.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w := &worker{c: c, name: name, cpu: map[string]api.TaskUsage{}, scalers: map[string]scaler{}}
 				w.run(wctx)
 			}()
 		}
@@ -91,6 +113,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			if !live[name] {
 				cancel()
 				delete(workers, name)
+				c.mu.Lock()
+				delete(c.wakes, name)
+				c.mu.Unlock()
 			}
 		}
 		select {
@@ -109,6 +134,8 @@ type worker struct {
 	cpu     map[string]api.TaskUsage // each task's last reading, for rates
 	scalers map[string]scaler        // by the trigger's JSON
 	written time.Time                // when the status was last stored
+	wake    chan struct{}            // Controller.Wake
+	woken   bool                     // since the last tick
 }
 
 // statusEvery bounds how often a status whose readings changed, but that
@@ -134,6 +161,8 @@ func (w *worker) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(interval):
+		case <-w.wake:
+			w.woken = true
 		}
 	}
 }
@@ -156,6 +185,12 @@ func (w *worker) tick(ctx context.Context) (time.Duration, error) {
 	now := w.c.now()
 	current := svc.Spec.DesiredReplicas()
 	rs := w.read(ctx, now, a.Spec, svc)
+	woken := w.woken
+	if woken {
+		w.woken = false
+		rs = append(rs, result{trigger: true, MetricStatus: api.MetricStatus{Name: "activator",
+			Current: "a connection waits", Target: "1 replica", Desired: 1, Active: true}})
+	}
 	desired, why := decide(a.Spec, now, current, rs, &w.mem)
 
 	st := a.Status
@@ -196,6 +231,7 @@ func (w *worker) tick(ctx context.Context) (time.Duration, error) {
 		if desired != current {
 			w.mem.changes = w.mem.changes[:max(len(w.mem.changes)-1, 0)]
 		}
+		w.woken = w.woken || woken // the connection still waits
 		return a.Spec.PollingInterval.Std(), fmt.Errorf("write: %w", err)
 	}
 	w.written = now

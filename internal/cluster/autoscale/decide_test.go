@@ -71,7 +71,7 @@ func TestDecideSchedule(t *testing.T) {
 		t.Skip("no time zone data:", err)
 	}
 	tr := api.Trigger{Type: api.TriggerCron, Metadata: map[string]string{"start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "replicas": "5", "timezone": "Europe/Paris"}}
-	s, err := newScaler(tr)
+	s, err := newScaler(tr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

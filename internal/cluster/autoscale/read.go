@@ -105,7 +105,7 @@ func (w *worker) triggers(ctx context.Context, now time.Time, spec api.Autoscale
 		s, ok := w.scalers[key]
 		if !ok {
 			var err error
-			if s, err = newScaler(t); err != nil {
+			if s, err = newScaler(t, w.requests); err != nil {
 				r.Error = err.Error()
 				rs = append(rs, r)
 				continue
@@ -127,6 +127,19 @@ func (w *worker) triggers(ctx context.Context, now time.Time, spec api.Autoscale
 		}
 	}
 	return rs
+}
+
+// requests sums the service's requests over the nodes.
+func (w *worker) requests(ctx context.Context) (uint64, error) {
+	var n uint64
+	for _, m := range w.c.nodes {
+		c, err := m.ServiceRequests(ctx, w.name)
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
 }
 
 // triggerKey tells triggers apart: by place and content.

@@ -36,12 +36,12 @@ type scaler interface {
 	Close() error
 }
 
-// newScaler returns t's scaler. It fails, wrapping
-// errdefs.ErrInvalidArgument, when t's values make no sense (a cron
-// expression that does not parse, an unknown time zone, a url that is not
-// absolute http or https), without any network I/O. t has passed
-// api.Trigger.Validate.
-func newScaler(t api.Trigger) (scaler, error) {
+// newScaler returns t's scaler; an http-rps one reads requests (nil when
+// it is only checked). It fails, wrapping errdefs.ErrInvalidArgument,
+// when t's values make no sense (a cron expression that does not parse, an
+// unknown time zone, a url that is not absolute http or https), without
+// any network I/O. t has passed api.Trigger.Validate.
+func newScaler(t api.Trigger, requests requestCounter) (scaler, error) {
 	switch t.Type {
 	case api.TriggerCron:
 		return newCronScaler(t)
@@ -50,7 +50,7 @@ func newScaler(t api.Trigger) (scaler, error) {
 	case api.TriggerMetricsAPI:
 		return newMetricsScaler(t)
 	case api.TriggerHTTPRPS:
-		return nil, fmt.Errorf("%s: not supported yet: %w", t.Type, errdefs.ErrNotImplemented)
+		return newRPSScaler(t, requests)
 	}
 	return nil, badTrigger(t.Type, "unknown trigger type")
 }
@@ -58,7 +58,7 @@ func newScaler(t api.Trigger) (scaler, error) {
 // checkTrigger is newScaler plus, for redis-list, a PING that must be
 // answered within 2 s; it closes what it opened.
 func checkTrigger(ctx context.Context, t api.Trigger) error {
-	s, err := newScaler(t)
+	s, err := newScaler(t, nil)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func TestCronInvalid(t *testing.T) {
 	} {
 		tr := testTrigger(t, api.TriggerCron, append([]string{"replicas=2"}, c.kv...)...)
 		start := time.Now()
-		_, err := newScaler(tr)
+		_, err := newScaler(tr, nil)
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("newScaler(%v) = %v, want ErrInvalidArgument starting %q", c.kv, err, c.want)
 		}

@@ -144,7 +144,7 @@ func TestMetricsAPIInvalid(t *testing.T) {
 		{"http://127.0.0.1:1/m", ".a", `metrics-api: path ".a": empty part`},
 	} {
 		tr := testTrigger(t, api.TriggerMetricsAPI, "url="+c.url, "path="+c.path, "target=1")
-		_, err := newScaler(tr)
+		_, err := newScaler(tr, nil)
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("url %q path %q: %v, want ErrInvalidArgument %q", c.url, c.path, err, c.want)
 		}

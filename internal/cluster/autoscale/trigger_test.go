@@ -30,7 +30,7 @@ func testTrigger(t *testing.T, typ string, kv ...string) api.Trigger {
 // scaler at the end.
 func mustScaler(t *testing.T, tr api.Trigger) scaler {
 	t.Helper()
-	s, err := newScaler(tr)
+	s, err := newScaler(tr, nil)
 	if err != nil {
 		t.Fatalf("newScaler(%v): %v", tr, err)
 	}
@@ -48,16 +48,35 @@ func mustRead(t *testing.T, s scaler, now time.Time) reading {
 	return r
 }
 
-func TestTriggerNotSupported(t *testing.T) {
-	_, err := newScaler(testTrigger(t, api.TriggerHTTPRPS, "target=10"))
-	if !errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "http-rps: not supported yet") {
-		t.Fatalf("http-rps: got %v, want ErrNotImplemented", err)
+// TestTriggerRPS: the http-rps trigger turns the count of requests into a
+// rate between two readings, and takes a count that went down as a new
+// start.
+func TestTriggerRPS(t *testing.T) {
+	var n uint64
+	count := func(context.Context) (uint64, error) { return n, nil }
+	s, err := newScaler(testTrigger(t, api.TriggerHTTPRPS, "target=10"), count)
+	if err != nil {
+		t.Fatal(err)
 	}
-	err = checkTrigger(context.Background(), testTrigger(t, api.TriggerHTTPRPS, "target=10"))
-	if !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Fatalf("checkTrigger http-rps: got %v, want ErrNotImplemented", err)
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if r := mustRead(t, s, t0); r.Desired != -1 || r.Active {
+		t.Errorf("first reading: %+v, want no ask", r)
 	}
-	_, err = newScaler(api.Trigger{Type: "kafka"})
+	n = 50
+	if r := mustRead(t, s, t0.Add(time.Second)); r.Desired != 5 || !r.Active || r.Current != "50.0/s" || r.Target != "10/s per replica" {
+		t.Errorf("50 requests in 1s: %+v, want 5 replicas, active", r)
+	}
+	if r := mustRead(t, s, t0.Add(2*time.Second)); r.Desired != 0 || r.Active {
+		t.Errorf("no requests: %+v, want 0, inactive", r)
+	}
+	n = 3
+	if r := mustRead(t, s, t0.Add(3*time.Second)); r.Desired != -1 {
+		t.Errorf("after the count went down: %+v, want no ask", r)
+	}
+	if err := checkTrigger(context.Background(), testTrigger(t, api.TriggerHTTPRPS, "target=10")); err != nil {
+		t.Errorf("checkTrigger http-rps: %v", err)
+	}
+	_, err = newScaler(api.Trigger{Type: "kafka"}, nil)
 	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("unknown type: got %v, want ErrInvalidArgument", err)
 	}
