@@ -233,6 +233,25 @@ say "berth service ls"
 b service ls
 
 echo
+echo "== autoscale: to zero replicas when idle, back on the first request"
+say "berth service autoscale web --min 0 --max 3 --cooldown 2s --trigger http-rps,target=50"
+b service autoscale web --min 0 --max 3 --cooldown 2s --trigger http-rps,target=50
+deadline=$((${EPOCHREALTIME/./} + 60000000))
+until [ "$(b service inspect -f '{{.spec.replicas}}' web)" = 0 ] &&
+  [ -z "$(b ps -q --filter label=berth.service.name=web)" ]; do
+  [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || { echo "demo: web did not go to zero within 60 s:" >&2; b service autoscale web >&2; exit 1; }
+  sleep 0.1
+done
+say "berth service ls     # idle for 2 s: no replica left"
+b service ls
+say "curl http://127.0.0.1:$port/     # held while a replica starts, then answered"
+start=${EPOCHREALTIME/./}
+curl -sS --max-time 10 "http://127.0.0.1:$port/"
+printf 'answered %d ms after the request, from zero replicas\n' $(((${EPOCHREALTIME/./} - start) / 1000))
+say "berth service autoscale web"
+b service autoscale web
+
+echo
 say "berth service rm web"
 b service rm web
 say "berth service ls"

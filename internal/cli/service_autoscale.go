@@ -248,7 +248,7 @@ func printAutoscaler(w io.Writer, a api.Autoscaler) {
 		fmt.Fprintf(w, "%-14s"+format+"\n", append([]any{label}, args...)...)
 	}
 	s, st := a.Spec, a.Status
-	line("Service:", "%s (%d → %d replicas)", a.Service, s.MinReplicas, s.MaxReplicas)
+	line("Service:", "%s (%d–%d replicas)", a.Service, s.MinReplicas, s.MaxReplicas)
 	var targets []string
 	if s.CPUPercent > 0 {
 		targets = append(targets, fmt.Sprintf("cpu %d%%", s.CPUPercent))
@@ -327,7 +327,7 @@ func describeMetric(m api.MetricStatus) string {
 		s += " " + m.Current
 	}
 	if m.Target != "" {
-		s += " of " + m.Target
+		s += " (target " + m.Target + ")"
 	}
 	if m.Desired < 0 {
 		return s + " → none"

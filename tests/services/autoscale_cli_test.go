@@ -26,7 +26,7 @@ func TestAutoscaleCLI(t *testing.T) {
 	}
 	show := e.ok("service", "autoscale", "web")
 	t.Logf("service autoscale web:\n%s", show)
-	for _, want := range []string{"Service:      web (2 → 10 replicas)", "Targets:      cpu 50%", "polling 1s, cooldown 5m0s", "Last decisions:"} {
+	for _, want := range []string{"Service:      web (2–10 replicas)", "Targets:      cpu 50%", "polling 1s, cooldown 5m0s", "Last decisions:"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("show: %q lacks %q", show, want)
 		}

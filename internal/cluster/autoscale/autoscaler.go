@@ -189,7 +189,7 @@ func (w *worker) tick(ctx context.Context) (time.Duration, error) {
 	if woken {
 		w.woken = false
 		rs = append(rs, result{trigger: true, MetricStatus: api.MetricStatus{Name: "activator",
-			Current: "a connection waits", Target: "1 replica", Desired: 1, Active: true}})
+			Current: "a connection waits", Desired: 1, Active: true}})
 	}
 	desired, why := decide(a.Spec, now, current, rs, &w.mem)
 

@@ -17,6 +17,9 @@ type result struct {
 // reason names what r asks for: "cpu 182% of 50% target",
 // "redis-list/0 12 items, 5 per replica".
 func (r result) reason() string {
+	if r.trigger && r.Target == "" {
+		return r.Name + " " + r.Current
+	}
 	if r.trigger {
 		return fmt.Sprintf("%s %s, %s", r.Name, r.Current, r.Target)
 	}
