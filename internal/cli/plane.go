@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cluster/agent"
@@ -34,11 +35,16 @@ func wireNode(p *Plane) error {
 	if err != nil {
 		return err
 	}
-	// The agent's activator wakes the autoscalers, which read the agent.
-	var scaler *autoscale.Controller
-	wake := func(service string) { scaler.Wake(service) }
+	// The agent's activator wakes the autoscalers, which read the agent:
+	// a connection may come before they exist.
+	var scaler atomic.Pointer[autoscale.Controller]
+	wake := func(service string) {
+		if s := scaler.Load(); s != nil {
+			s.Wake(service)
+		}
+	}
 	a := agent.New(eng, p.NodeID, agent.WithLogger(p.Log), agent.WithNetworks(nets), agent.WithActivator(wake))
-	scaler = autoscale.New(p.Store, []autoscale.Metrics{a}, a.RecordScale, p.Log)
+	scaler.Store(autoscale.New(p.Store, []autoscale.Metrics{a}, a.RecordScale, p.Log))
 	ctl := controller.New(p.Store, map[string]controller.Runner{p.NodeID: a})
 	p.Checks.Ports, p.Checks.Autoscaler = a.CheckPorts, autoscale.Check
 	p.Parts = append(p.Parts,
@@ -47,7 +53,7 @@ func wireNode(p *Plane) error {
 			return ctl.Run(ctx)
 		},
 		func(ctx context.Context) error { return registerNode(ctx, p.Store, p.NodeID, a) },
-		scaler.Run)
+		scaler.Load().Run)
 	return nil
 }
 

@@ -142,6 +142,7 @@ const rulesLayout = "services-in-own-chains, counted, activators"
 // milliseconds to replace, a few chains under one); otherwise, or if that
 // fails, it replaces the table. Either is one transaction.
 func (m *Manager) applyRules(st *state) error {
+	st.touched = true
 	nets, svcs := st.active(), st.serviceTargets()
 	want := planRules(nets, svcs)
 	err := errStale

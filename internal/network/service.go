@@ -60,8 +60,9 @@ type ServiceCount struct {
 	Network, Name string
 	// Requests counts, since the rules were last made, the TCP segments
 	// with data pushed (PSH) from clients to the service's VIP ports and
-	// host ports — about one per HTTP request, keep-alive or not — and the
-	// UDP datagrams to them; counted in the kernel before any NAT, so that
+	// host ports on connections that were answered (a forged segment
+	// counts for nothing) — about one per HTTP request, keep-alive or not —
+	// and the UDP datagrams to them; counted in the kernel before any NAT, so that
 	// connections held by an activator count too. It may go back to a
 	// lower number when the table is remade: readers take a drop as a
 	// restart from 0.

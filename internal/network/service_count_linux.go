@@ -14,6 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ipsSeenReply is conntrack's IPS_SEEN_REPLY.
+const ipsSeenReply = 1 << 1
+
 // counterName names a service's request counter, a named counter object
 // of the table.
 func (s svcTarget) counterName() string { return "svc-" + s.vip.String() + "-requests" }
@@ -65,17 +68,30 @@ func ctOriginal() []expr.Any {
 	}
 }
 
+// ctSeenReply matches connections that were answered: a packet forged
+// without a connection behind it (nor one the filter drops) counts for
+// nothing, and cannot scale a service up or keep it awake.
+func ctSeenReply() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsSeenReply), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
 // isRequest matches what counts as a request: a TCP segment with PSH set
-// (the last of a write: "tcp flags & psh != 0"), or any UDP datagram.
+// (the last of a write: "tcp flags & psh != 0") on a connection that was
+// answered, or any UDP datagram (a flow's first comes before any answer).
 func isRequest(proto string) []expr.Any {
 	if proto == "udp" {
 		return nil
 	}
-	return []expr.Any{
+	return append(ctSeenReply(),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x08}, Xor: []byte{0}}, // PSH
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
-	}
+	)
 }
 
 // counters returns the packets of the counter objects of table t, by

@@ -598,3 +598,45 @@ func (q dnsQuerier) expectForwarded(t *testing.T, name string) {
 		t.Errorf("DNS %s after the service left: %v (authoritative %v)", name, got, resp.Authoritative)
 	}
 }
+
+// TestFailedUpdateForgetsRules: a change that altered the table but failed
+// after it leaves the stored state without its fingerprint of the table,
+// so that the next change, even one that changes nothing, puts the rules
+// the state asks for back.
+func TestFailedUpdateForgetsRules(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	env.networks("net1")
+	_, b := env.connect("net1", "b")
+	web := Service{Name: "web", Network: "net1", Ports: []ServicePort{{Port: 80, TargetPort: 8080}}, Backends: []string{b.ContainerID}}
+	s, err := env.m.SetService(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := env.m.read(); err != nil || st.Rules == nil {
+		t.Fatalf("stored state: %v, fingerprint %v", err, st.Rules)
+	}
+	boom := errors.New("boom")
+	err = env.m.update(ctx, func(st *state) error {
+		st.removeService(st.service("net1", "web"))
+		if err := env.m.applyRules(st); err != nil {
+			return err
+		}
+		return boom // as a failure after the table changed
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("update: %v", err)
+	}
+	if env.tableMentions(s.VIP) {
+		t.Fatal("the failed update did not change the table; the test shows nothing")
+	}
+	if st, err := env.m.read(); err != nil || st.Rules != nil || len(st.Services) != 1 {
+		t.Errorf("after the failed update: %v, fingerprint %v, services %d; want none and 1", err, st.Rules, len(st.Services))
+	}
+	if _, err := env.m.SetService(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	if !env.tableMentions(s.VIP) {
+		t.Error("the service's rules were not put back by the next change")
+	}
+}

@@ -26,6 +26,10 @@ type state struct {
 	// Rules fingerprints the nftables table as last applied, nil when
 	// unknown (a failed change): see applyRules.
 	Rules *rulePlan `json:"rules,omitempty"`
+
+	// touched says applyRules changed the kernel's table during an
+	// update, whose state may then not be stored.
+	touched bool
 }
 
 // rulePlan fingerprints a table: Base everything outside the services' own
@@ -144,6 +148,15 @@ func (m *Manager) update(ctx context.Context, fn func(st *state) error) error {
 		}
 	}
 	if err := fn(st); err != nil {
+		if st.touched {
+			// The table changed, the state that says how did not: the
+			// stored fingerprint no longer holds, and the next change
+			// must replace the table.
+			if old, rerr := m.read(); rerr == nil && old.Rules != nil {
+				old.Rules = nil
+				err = errors.Join(err, m.write(old))
+			}
+		}
 		return err
 	}
 	return m.write(st)

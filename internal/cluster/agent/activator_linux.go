@@ -32,7 +32,8 @@ const activatorRewake = 250 * time.Millisecond
 
 // WithActivator makes the agent hold the connections to services that
 // scale from zero (api.ServiceEndpoints.Activate) while they have no ready
-// replica: it listens on a free TCP port of the host (0.0.0.0, chosen when
+// replica: it listens on a free TCP port of the host (0.0.0.0, below 1024
+// where it can, so that only root may take it; chosen when
 // the agent starts; the nftables rules let only redirected connections in),
 // which Publish gives such services as network.Service.Activator. For each
 // connection it calls wake with the service's name (it must not block;
@@ -75,11 +76,29 @@ type activator struct {
 	closed bool
 }
 
+// activatorPorts is where the activator looks for a free port, from the
+// top: below 1024 only root may bind, so that no other user's program can
+// take the port (and the connections redirected to it) while no control
+// plane runs. A random port above them is the last resort.
+const activatorPortLow, activatorPortHigh = 900, 1023
+
+// activatorHeld bounds the connections the activator holds at once; more
+// are closed at once.
+const activatorHeld = 1024
+
 // startActivator starts a's activator on a free port of the host.
 func (a *Agent) startActivator() (*activator, error) {
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4zero})
-	if err != nil {
-		return nil, fmt.Errorf("activator listener: %w", err)
+	var ln *net.TCPListener
+	var err error
+	for p := activatorPortHigh; p >= activatorPortLow; p-- {
+		if ln, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4zero, Port: p}); err == nil {
+			break
+		}
+	}
+	if ln == nil {
+		if ln, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4zero}); err != nil {
+			return nil, fmt.Errorf("activator listener: %w", err)
+		}
 	}
 	act := &activator{ln: ln, log: a.o.log, wake: a.o.wake, lookup: a.o.nets.ServiceFor, changed: a.changed,
 		origDst: originalDst, timeout: activatorTimeout, poll: activatorPoll}
@@ -131,6 +150,11 @@ func (act *activator) serve() {
 			}
 			continue
 		}
+		if act.full() {
+			act.log.Warn("agent: activator full: closing a connection", "client", c.RemoteAddr(), "held", activatorHeld)
+			c.Close()
+			continue
+		}
 		if !act.track(c) {
 			return
 		}
@@ -152,8 +176,16 @@ func (act *activator) track(c *net.TCPConn) bool {
 		c.Close()
 		return false
 	}
+
 	act.conns[c] = struct{}{}
 	return true
+}
+
+// full reports whether the activator holds as many connections as it may.
+func (act *activator) full() bool {
+	act.mu.Lock()
+	defer act.mu.Unlock()
+	return len(act.conns) >= 2*activatorHeld // the held ones and their backends
 }
 
 func (act *activator) untrack(c *net.TCPConn) {

@@ -88,6 +88,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	for {
 		kvs, _, err := c.st.List(ctx, api.AutoscalersPrefix)
 		if err != nil && ctx.Err() == nil {
+			// Keep the workers (and what they remember) until a list
+			// says which went.
 			c.log.Warn("autoscalers: list", "err", err)
 		}
 		live := map[string]bool{}
@@ -110,7 +112,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}()
 		}
 		for name, cancel := range workers {
-			if !live[name] {
+			if err == nil && !live[name] {
 				cancel()
 				delete(workers, name)
 				c.mu.Lock()

@@ -47,20 +47,21 @@ type memory struct {
 // as the HPA leaves it.
 func decide(spec api.AutoscalerSpec, now time.Time, current int, rs []result, m *memory) (int, string) {
 	want, why := -1, ""
-	active := false
+	// A trigger that failed holds the count: it keeps the service from
+	// cooling down to zero, but does not wake it from zero.
+	active, failed := false, false
 	for _, r := range rs {
 		d := r.Desired
 		if r.Error != "" {
 			d = current
 		}
-		if r.trigger && (r.Active || r.Error != "") {
-			active = true
-		}
+		active = active || r.trigger && r.Active
+		failed = failed || r.trigger && r.Error != ""
 		if d > want {
 			want, why = d, r.reason()
 		}
 	}
-	if active {
+	if active || failed {
 		m.lastActive = now
 	}
 	if current == 0 {
@@ -75,7 +76,7 @@ func decide(spec api.AutoscalerSpec, now time.Time, current int, rs []result, m 
 		}
 		return clamp(max(want, 1), 1, spec.MaxReplicas), why
 	}
-	if spec.MinReplicas == 0 && !active {
+	if spec.MinReplicas == 0 && !active && !failed {
 		if idle := now.Sub(m.lastActive); idle >= spec.Cooldown.Std() {
 			m.history, m.changes = nil, nil
 			return 0, fmt.Sprintf("no trigger active for %s (cooldown %s)", idle.Round(time.Second), spec.Cooldown)

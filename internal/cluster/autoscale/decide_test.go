@@ -48,6 +48,7 @@ func TestDecide(t *testing.T) {
 		{"cools down to zero", spec(0, 10), 2, []result{trig("redis-list/0", 0, false)}, 301 * time.Second, 0, "no trigger active for 5m1s"},
 		{"not yet cool", spec(0, 10), 2, []result{trig("redis-list/0", 0, false)}, 200 * time.Second, 2, ""},
 		{"failure keeps awake", spec(0, 10), 2, []result{failed}, time.Hour, 2, ""},
+		{"failure does not wake", spec(0, 10), 0, []result{failed}, time.Hour, 0, ""},
 		{"scaled to zero by hand", spec(1, 10), 0, []result{cpuAt("unknown", 0)}, 0, 0, ""},
 		{"below min", spec(3, 10), 1, []result{cpuAt("50%", 1)}, 0, 3, ""},
 	} {

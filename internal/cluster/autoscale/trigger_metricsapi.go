@@ -58,29 +58,31 @@ func newMetricsScaler(t api.Trigger) (*metricsScaler, error) {
 		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	s.client = &http.Client{Timeout: metricsTimeout, Transport: tr}
+	// A redirect is not followed: it shows as its status.
+	s.client = &http.Client{Timeout: metricsTimeout, Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return s, nil
 }
 
 // Read GETs the url and reads the number at the path.
 func (s *metricsScaler) Read(ctx context.Context, _ time.Time) (reading, error) {
-	value, shown, err := s.fetch(ctx)
+	value, err := s.fetch(ctx)
 	if err != nil {
 		return reading{}, fmt.Errorf("metrics-api: GET %s: %w", s.shown, err)
 	}
 	return reading{
 		Desired: replicasFor(value, s.target),
 		Active:  value > s.activation,
-		Current: shown,
+		Current: formatNumber(value), // not the answer's text, which may be long
 		Target:  perReplica(s.target),
 	}, nil
 }
 
-// fetch returns the number at the path and its text as the answer gave it.
-func (s *metricsScaler) fetch(ctx context.Context) (float64, string, error) {
+// fetch returns the number at the path.
+func (s *metricsScaler) fetch(ctx context.Context) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
@@ -88,33 +90,34 @@ func (s *metricsScaler) fetch(ctx context.Context) (float64, string, error) {
 		var uerr *url.Error
 		if errors.As(err, &uerr) { // drop the repeated "Get URL:"
 			if uerr.Timeout() && ctx.Err() == nil {
-				return 0, "", fmt.Errorf("no answer within %s", metricsTimeout)
+				return 0, fmt.Errorf("no answer within %s", metricsTimeout)
 			}
 			err = uerr.Err
 		}
-		return 0, "", err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return 0, "", fmt.Errorf("status %s", resp.Status)
+		return 0, fmt.Errorf("status %s", clip(resp.Status))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, metricsMaxBytes+1))
 	if err != nil {
-		return 0, "", fmt.Errorf("reading the answer: %w", err)
+		return 0, fmt.Errorf("reading the answer: %w", err)
 	}
 	if len(body) > metricsMaxBytes {
-		return 0, "", fmt.Errorf("answer is over %d bytes", metricsMaxBytes)
+		return 0, fmt.Errorf("answer is over %d bytes", metricsMaxBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return 0, "", fmt.Errorf("answer is not JSON: %v", err)
+		return 0, fmt.Errorf("answer is not JSON: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return 0, "", fmt.Errorf("answer is not JSON: data after the first value")
+		return 0, fmt.Errorf("answer is not JSON: data after the first value")
 	}
-	return jsonLookup(doc, s.path)
+	f, _, err := jsonLookup(doc, s.path)
+	return f, err
 }
 
 // jsonLookup follows path (object keys and array indices) into doc and
@@ -154,9 +157,17 @@ func jsonLookup(doc any, path []string) (float64, string, error) {
 	}
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, "", fmt.Errorf("path %s: %q is not a number", strings.Join(path, "."), text)
+		return 0, "", fmt.Errorf("path %s: %q is not a number", strings.Join(path, "."), clip(text))
 	}
 	return f, text, nil
+}
+
+// clip shortens what a server said to fit in a status line.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
 }
 
 // jsonKind names a decoded JSON value's type for messages.
