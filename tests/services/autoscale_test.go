@@ -203,3 +203,25 @@ func TestAutoscaleFromZero(t *testing.T) {
 		t.Errorf("a container's first request to web at zero replicas: %q", out)
 	}
 }
+
+// TestAutoscaleMemory: replicas that hold twice their memory reservation
+// scale the service out, and back in once they let it go.
+func TestAutoscaleMemory(t *testing.T) {
+	e := newEnv(t)
+	ctl := t.TempDir()
+	// Holds about 24 MB in a shell variable while /ctl/fat exists.
+	e.ok("service", "create", "--name", "fat", "--reserve-memory", "12m", "-v", ctl+":/ctl", "--stop-grace-period", "1s",
+		e.image, "sh", "-c", `while :; do if [ -e /ctl/fat ]; then x=$(head -c 24000000 /dev/zero | tr '\0' a); while [ -e /ctl/fat ]; do sleep 0.2; done; unset x; fi; sleep 0.2; done`)
+	e.ok("service", "autoscale", "fat", "--min", "1", "--max", "3", "--memory-percent", "80", "--scale-down-stabilization", "3s")
+	if err := os.WriteFile(filepath.Join(ctl, "fat"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "fat to scale out", func() bool { return e.replicasWanted("fat") > 1 })
+	if err := os.Remove(filepath.Join(ctl, "fat")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "fat to scale back in to 1", func() bool { return e.replicasWanted("fat") == 1 })
+	if show := e.ok("service", "autoscale", "fat"); !strings.Contains(show, ": memory ") {
+		t.Errorf("service autoscale fat shows no memory decision:\n%s", show)
+	}
+}
