@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -227,17 +226,13 @@ func newImport(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := args[0]
-			if path == "-" {
-				// The layer is read more than once (digest, then unpack), so
-				// stdin is spooled to a file beside the store first.
-				if path, err = spool(os.Stdin, g.root); err != nil {
-					return fmt.Errorf("import: %w", err)
-				}
-				defer os.Remove(path)
+			opts := []image.ImportOption{image.WithChanges(changes...), image.WithMessage(message)}
+			var img *image.Image
+			if args[0] == "-" {
+				img, err = s.ImportReader(cmd.Context(), os.Stdin, ref, nil, opts...)
+			} else {
+				img, err = s.Import(cmd.Context(), args[0], ref, nil, opts...)
 			}
-			img, err := s.Import(cmd.Context(), path, ref, nil,
-				image.WithChanges(changes...), image.WithMessage(message))
 			if err != nil {
 				return err
 			}
@@ -417,21 +412,4 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.3g %s", f, units[i])
-}
-
-// spool copies r to a new temporary file under dir and returns its path.
-func spool(r io.Reader, dir string) (string, error) {
-	f, err := os.CreateTemp(dir, ".stdin-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }

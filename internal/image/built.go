@@ -15,8 +15,9 @@ import (
 )
 
 // Hold takes the store lock shared, as pulls do, and returns its release:
-// while it is held, no garbage collection (Remove, Prune, PruneCache) runs,
-// so a build can make layers and cache entries over minutes and record its
+// while it is held, no garbage collection (Remove, Prune, PruneCache) and
+// no sweep of killed writers' temporary state (see sweep.go) runs, so a
+// build can make layers and cache entries over minutes and record its
 // image at the end. Store methods that add (CommitDiff, AddImage, Pull,
 // CachePut…) may be called while holding it; those that collect must not
 // be, by the same process: they would wait for the release forever.

@@ -100,7 +100,7 @@ func (s *Store) writeDiff(ctx context.Context, w *diffWalker) (Layer, error) {
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return Layer{}, err
 	}
-	// The .tmp- prefix is what gc clears after a killed writer.
+	// The .tmp- prefix is what a sweep clears after a killed writer.
 	tmp, err := os.CreateTemp(blobDir, ".tmp-layer-")
 	if err != nil {
 		return Layer{}, err

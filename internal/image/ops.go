@@ -160,13 +160,8 @@ func (s *Store) gc() error {
 	if err != nil {
 		return err
 	}
-	// Partial blobs of killed transfers (.tmp-*): no writer is running, as
-	// writers hold the store lock shared.
-	tmps, _ := filepath.Glob(filepath.Join(s.blobs.root, "*", ".tmp-*"))
-	for _, t := range tmps {
-		os.Remove(t)
-	}
-	os.RemoveAll(filepath.Join(s.root, "staging")) // killed pulls' unpacking
+	// No writer runs: temporary state is killed writers'.
+	s.removeTemporary()
 	for _, d := range blobs {
 		if !usedBlobs[d] {
 			if err := s.blobs.remove(d); err != nil {
@@ -263,20 +258,67 @@ func WithMessage(msg string) ImportOption {
 // not valid (see ApplyChanges) is an errdefs.ErrInvalidArgument, and
 // nothing is stored.
 func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progress *Progress, opts ...ImportOption) (*Image, error) {
+	config, o, err := importConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(tarPath); err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	return s.importFile(ctx, tarPath, tarPath, ref, progress, config, o)
+}
+
+// ImportReader is Import of a tarball read from r, as `import -` reads
+// standard input; errors call it "-". The tarball is read more than once,
+// so it is spooled first, under the store's root, where the next command's
+// sweep finds it if this one is killed.
+func (s *Store) ImportReader(ctx context.Context, r io.Reader, ref Reference, progress *Progress, opts ...ImportOption) (*Image, error) {
+	config, o, err := importConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.lock(false) // for the spooled tarball
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	dir, err := s.scratch("import-")
+	if err != nil {
+		return nil, fmt.Errorf("import -: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "rootfs.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("import -: %w", err)
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import -: reading the tarball: %w", err)
+	}
+	return s.importFile(ctx, path, "-", ref, progress, config, o)
+}
+
+func importConfig(opts []ImportOption) (v1.Config, importOptions, error) {
 	var o importOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	var config v1.Config
 	if err := ApplyChanges(&config, o.changes); err != nil {
-		return nil, fmt.Errorf("import: %w", err)
+		return config, o, fmt.Errorf("import: %w", err)
 	}
-	if _, err := os.Stat(tarPath); err != nil {
-		return nil, fmt.Errorf("import %s: %w", tarPath, err)
-	}
+	return config, o, nil
+}
+
+// importFile imports the tarball at tarPath, which errors call what.
+func (s *Store) importFile(ctx context.Context, tarPath, what string, ref Reference, progress *Progress, config v1.Config, o importOptions) (*Image, error) {
 	layer, err := tarball.LayerFromFile(tarPath)
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+		return nil, fmt.Errorf("import %s: %w", what, err)
 	}
 	created := time.Now().UTC()
 	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
@@ -284,7 +326,7 @@ func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progr
 		Comment: o.message,
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+		return nil, fmt.Errorf("import %s: %w", what, err)
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
@@ -303,7 +345,7 @@ func (s *Store) Import(ctx context.Context, tarPath string, ref Reference, progr
 	}
 	rec, err := s.add(ctx, img, names, "", progress)
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+		return nil, fmt.Errorf("import %s: %w", what, err)
 	}
 	return rec, nil
 }

@@ -23,6 +23,9 @@ import (
 //	ROOT/blobs/sha256/HEX   manifests, configs and compressed layers
 //	ROOT/snapshots/...      one unpacked overlay layer per chain ID
 //	ROOT/images.db          image records and tags (bbolt)
+//	ROOT/lock               the store lock (see sweep.go)
+//	ROOT/staging/...        commands' temporary state (see sweep.go)
+//	ROOT/transfers/...
 type Store struct {
 	root  string
 	blobs blobStore
@@ -250,24 +253,6 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 	return rec, nil
 }
 
-// lock takes the store lock: shared for adding images (several pulls run
-// at once), exclusive for garbage collection.
-func (s *Store) lock(exclusive bool) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("image store lock: %w", err)
-	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("image store lock: %w", err)
-	}
-	return func() { f.Close() }, nil
-}
-
 // syncStaged starts and waits for the writing out of the file system that
 // holds dir. It is only a head start for the commit's own sync, so it
 // reports nothing.
@@ -308,7 +293,7 @@ func (s *Store) fetchLayer(l v1.Layer, meta Layer, progress *Progress) error {
 // stageLayer unpacks a fetched layer into a new directory under
 // ROOT/staging and returns it and the bytes of file content it holds.
 func (s *Store) stageLayer(ctx context.Context, meta Layer) (string, int64, error) {
-	base := filepath.Join(s.root, "staging")
+	base := filepath.Join(s.root, stagingDir)
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", 0, err
 	}

@@ -53,7 +53,9 @@ const (
 )
 
 // Save writes the images that names refer to into w as a docker-archive
-// (`docker save`) or an oci-archive (a tar of an OCI image layout).
+// (`docker save`) or an oci-archive (a tar of an OCI image layout). An
+// oci-archive's layout is written under the store's root first, with the
+// store lock held shared: Remove and Prune wait for it.
 func (s *Store) Save(w io.Writer, names []string, format string) error {
 	refs := map[name.Reference]v1.Image{}
 	var images []v1.Image
@@ -94,7 +96,14 @@ func (s *Store) Save(w io.Writer, names []string, format string) error {
 		}
 		return tarball.MultiRefWrite(refs, w)
 	case OCIArchive:
-		dir, err := os.MkdirTemp("", "berth-oci-")
+		// The layout is written out first, under the store's root, where
+		// the next command's sweep finds it if this one is killed.
+		unlock, err := s.lock(false)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		dir, err := s.scratch("save-")
 		if err != nil {
 			return err
 		}
@@ -120,6 +129,11 @@ func (s *Store) Save(w io.Writer, names []string, format string) error {
 // Load reads a docker-archive or oci-archive from path into the store and
 // returns the images it held.
 func (s *Store) Load(ctx context.Context, path string, progress *Progress) ([]*Image, error) {
+	unlock, err := s.lock(false) // for the whole load: see sweep.go
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	isOCI, err := archiveHas(path, "oci-layout")
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
@@ -166,9 +180,9 @@ func (s *Store) Load(ctx context.Context, path string, progress *Progress) ([]*I
 }
 
 func (s *Store) loadOCI(ctx context.Context, path string, progress *Progress) ([]*Image, error) {
-	dir, err := os.MkdirTemp("", "berth-oci-")
+	dir, err := s.scratch("load-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	defer os.RemoveAll(dir)
 	if err := untarPlain(path, dir); err != nil {
