@@ -21,12 +21,14 @@ func TestAutoscaleCLI(t *testing.T) {
 	if msg := e.fails(2, "service", "autoscale", "web", "--cpu-percent", "50"); !strings.Contains(msg, "--max") {
 		t.Errorf("create without --max: %q, want it to ask for --max", msg)
 	}
-	if out := e.ok("service", "autoscale", "web", "--min", "2", "--max", "10", "--cpu-percent", "50"); out != "web" {
+	// Polled once an hour: the autoscaler reads the idle replicas once and
+	// leaves the manual scaling below alone.
+	if out := e.ok("service", "autoscale", "web", "--min", "2", "--max", "10", "--cpu-percent", "50", "--polling-interval", "1h"); out != "web" {
 		t.Errorf("set: %q, want web", out)
 	}
 	show := e.ok("service", "autoscale", "web")
 	t.Logf("service autoscale web:\n%s", show)
-	for _, want := range []string{"Service:      web (2–10 replicas)", "Targets:      cpu 50%", "polling 1s, cooldown 5m0s", "Last decisions:"} {
+	for _, want := range []string{"Service:      web (2–10 replicas)", "Targets:      cpu 50%", "polling 1h0m0s, cooldown 5m0s", "Last decisions:"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("show: %q lacks %q", show, want)
 		}
