@@ -145,7 +145,7 @@ func newPsRow(c *container.Container, st *container.State, d *container.Details,
 }
 
 // statusText is Docker's STATUS column: "Up 3 minutes (healthy)",
-// "Exited (0) 5 seconds ago", "Created".
+// "Exited (0) 5 seconds ago", "Created", "Removal In Progress".
 func statusText(st *container.State) string {
 	switch st.Status {
 	case container.Running, container.Paused:
@@ -166,6 +166,8 @@ func statusText(st *container.State) string {
 		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, since(st.FinishedAt))
 	case container.Created:
 		return "Created"
+	case container.Removing:
+		return "Removal In Progress"
 	}
 	return strings.ToUpper(st.Status[:1]) + st.Status[1:]
 }

@@ -144,7 +144,7 @@ func (e *Engine) createDir(ctx context.Context, c *Container) error {
 	}
 	err = writeJSON(filepath.Join(tmp, recordFile), c)
 	if err == nil {
-		err = writeJSON(filepath.Join(tmp, stateFile), &State{Status: Created})
+		err = writeState(tmp, &State{Status: Created})
 	}
 	if err == nil {
 		err = os.Rename(tmp, e.dir(c.ID))

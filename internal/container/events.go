@@ -97,7 +97,8 @@ func (e *Engine) EmitService(action, id string, attrs map[string]string) {
 	e.appendEvent(append(b, '\n'))
 }
 
-// appendEvent appends one line to the events log in a single write.
+// appendEvent appends one line to the events log in a single write, or
+// nothing.
 func (e *Engine) appendEvent(line []byte) error {
 	path := e.eventsPath()
 	if fi, err := os.Stat(path); err == nil && fi.Size()+int64(len(line)) > eventsMax {
@@ -108,7 +109,17 @@ func (e *Engine) appendEvent(line []byte) error {
 		return err
 	}
 	defer f.Close()
-	_, err = f.Write(line)
+	n, err := f.Write(line)
+	if err != nil && n > 0 {
+		// Part of a line (the disk is full) would spoil the line that
+		// follows it: take it back, unless another process has
+		// written after it.
+		if end, serr := f.Seek(0, io.SeekCurrent); serr == nil {
+			if fi, serr := f.Stat(); serr == nil && fi.Size() == end {
+				f.Truncate(end - int64(n))
+			}
+		}
+	}
 	return err
 }
 

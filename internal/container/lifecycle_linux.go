@@ -143,7 +143,8 @@ func (e *Engine) releaseNetworks(ctx context.Context, c *Container, st *State) {
 
 // WantRunning returns the containers that are not running but that their
 // restart policies want running, as after a reboot: always, unless-stopped
-// unless stopped by hand, and on-failure after a failure.
+// unless stopped by hand, and on-failure after a failure. A container an
+// interrupted removal left is not one of them: it is never started again.
 func (e *Engine) WantRunning(ctx context.Context) ([]string, error) {
 	cs, sts, err := e.List(ctx)
 	if err != nil {
@@ -152,7 +153,7 @@ func (e *Engine) WantRunning(ctx context.Context) ([]string, error) {
 	var ids []string
 	for i, c := range cs {
 		st := sts[i]
-		if st.Running() {
+		if st.Running() || st.Status == Removing {
 			continue
 		}
 		switch p := c.Host.RestartPolicy.Name; {
@@ -198,8 +199,18 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *time.Duration) e
 // SIGKILL; it returns once the container's monitor has recorded the exit.
 func (e *Engine) terminate(ctx context.Context, c *Container, sig string, t time.Duration) error {
 	st, err := e.updateState(c.ID, func(s *State) error { s.ManualStop = true; return nil })
-	if err != nil {
+	if st == nil {
 		return err
+	}
+	if p := c.Host.RestartPolicy.Name; err != nil && p != "" && p != "no" && st.Monitor.alive() && st.Monitor.Pid != os.Getpid() {
+		// The stop is not recorded (the disk is full, and the state had
+		// outgrown its reserve): the monitor, whose restart policy would
+		// undo it, goes first. The container is then an orphan, whose
+		// exit terminate records as far as it can.
+		unix.Kill(st.Monitor.Pid, unix.SIGKILL)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		waitFor(wctx, 5*time.Millisecond, func() bool { return !st.Monitor.alive() })
+		cancel()
 	}
 	if st.Status == Restarting && st.Monitor.alive() {
 		unix.Kill(st.Monitor.Pid, unix.SIGUSR1) // ends the back-off wait

@@ -81,21 +81,22 @@ func short(id string) string {
 	return id
 }
 
-// writeJSON replaces path atomically with v.
+// writeJSON replaces path atomically with v: readers see the old content
+// or the new, never a part, and a failed write leaves nothing behind.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return err
 	}
 	tmp := path + ".tmp" + newID()[:8]
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
+	err = os.WriteFile(tmp, b, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	return nil
+	return err
 }
 
 func readJSON(path string, v any) error {
@@ -231,7 +232,7 @@ func (e *Engine) state(id string) (*State, error) {
 
 // saveState writes st as the container's state.
 func (e *Engine) saveState(id string, st *State) error {
-	return writeJSON(filepath.Join(e.dir(id), stateFile), st)
+	return writeState(e.dir(id), st)
 }
 
 // updateState applies fn to the container's current state under its lock.
