@@ -32,6 +32,11 @@ func newRun(g *globals) *cobra.Command {
 		Short: "Create and start a container",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if r.interactive && r.tty && !detach {
+				if _, err := console.ConsoleFromFile(os.Stdin); err != nil {
+					return fmt.Errorf("-it: the input device is not a terminal; drop -t, or run it from one: %w", errdefs.ErrInvalidArgument)
+				}
+			}
 			e, c, err := g.create(cmd, &r, args, true)
 			if err != nil {
 				return err

@@ -222,6 +222,9 @@ func newImport(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if ref.Digest() != "" {
+				return fmt.Errorf("import %s: an imported image gets a name and tag; its digest is its content's, not one to choose: %w", args[1], errdefs.ErrInvalidArgument)
+			}
 			s, err := g.store()
 			if err != nil {
 				return err

@@ -291,6 +291,9 @@ func (e *Engine) validate(c *Container) error {
 			return fmt.Errorf("runtime %s: %w", c.Host.Runtime, errdefs.ErrNotFound)
 		}
 	}
+	if err := validateSettings(c); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, m := range c.Host.Mounts {
 		if seen[m.Destination] {

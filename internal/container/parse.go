@@ -358,7 +358,7 @@ func ParseEnv(s string) (string, bool, error) {
 // ParseCPUs reads --cpus 1.5 as nano-CPUs.
 func ParseCPUs(s string) (int64, error) {
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || f > 1e6 {
+	if err != nil || math.IsNaN(f) || f <= 0 || f > 1e6 {
 		return 0, bad("--cpus", s, "use a positive number of CPUs such as 0.5 or 2")
 	}
 	return int64(f * 1e9), nil

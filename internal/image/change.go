@@ -190,6 +190,10 @@ func parseChange(change string) (*parser.Node, error) {
 	if len(res.AST.Children) != 1 {
 		return nil, invalid("a change is one instruction, this has %d", len(res.AST.Children))
 	}
+	// A bare CMD or ENTRYPOINT would clear it: say what is missing.
+	if n := res.AST.Children[0]; n.Next == nil && len(n.Flags) == 0 && (word == "CMD" || word == "ENTRYPOINT") {
+		return nil, invalid("%s needs a command, as %s [\"sh\"]", word, word)
+	}
 	return res.AST.Children[0], nil
 }
 

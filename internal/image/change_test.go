@@ -95,6 +95,8 @@ func TestApplyChangesRejects(t *testing.T) {
 		{"FROM scratch", "FROM cannot be used in a change"},
 		{"SHELL [\"/bin/bash\"]", "SHELL cannot be used in a change"},
 		{"CMD --help", "CMD takes no options (--help)"},
+		{"CMD", "CMD needs a command"},
+		{"entrypoint", "ENTRYPOINT needs a command"},
 		{`CMD ["sh", 1]`, "string"},
 		{"ENV A", "ENV must have two arguments"},
 		{"ENV A=1 B", "can't find ="},

@@ -129,6 +129,22 @@ func TestBadInput(t *testing.T) {
 	e.fails("--restart", "run", "--restart", "sometimes", img, "true")
 	e.fails("stop signal", "run", "--stop-signal", "SIGNOPE", img, "true")
 	e.fails("executable file not found", "run", "--network", "none", img, "nosuchcommand")
+	// Values that only the kernel refused, with its words, when the
+	// container started.
+	for _, c := range [][]string{
+		{"--cpus", "NaN"}, {"--cpus", "4096"}, {"--cpuset-cpus", "4096"}, {"--cpuset-cpus", "1-0"}, {"--dns", "notanip"},
+		{"--add-host", "h:999.1.1.1"}, {"--health-cmd", "true", "--health-interval", "-5s"}, {"--tmpfs", "/x:size=abc"},
+		{"--tmpfs", "/x:mode=999"}, {"--hostname", strings.Repeat("h", 65)}, {"-v", "/tmp:/proc"},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, c...), img, "true")
+		msg := e.fails(c[len(c)-2], args...)
+		if _, _, code := e.run(args...); code != 125 {
+			t.Errorf("berth %s: exit %d, want 125 (%s)", strings.Join(args, " "), code, msg)
+		}
+	}
+	e.fails("not supported", "run", "--rm", "--network", "container:other", img, "true")
+	// -it needs a terminal on stdin; the test's is not one.
+	e.fails("not a terminal", "run", "--rm", "-it", "--network", "none", img, "true")
 	e.must("create", "--name", "taken", img)
 	e.fails("already in use", "create", "--name", "taken", img)
 	e.must("run", "-d", "--name", "web", "-p", "127.0.0.1:18731:80", img, "httpd", "-f", "-p", "80")

@@ -79,6 +79,15 @@ func TestImportChanges(t *testing.T) {
 		strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("import with a bad change: exit %d, stderr %q", code, errOut)
 	}
+	for _, c := range []struct{ args []string }{
+		{[]string{"import", "-c", "CMD", tarball, "local/bb:bare"}},
+		{[]string{"import", tarball, "local/bb@sha256:" + strings.Repeat("0", 64)}},
+	} {
+		_, errOut, code := b.run(c.args...)
+		if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "needs a command") && !strings.Contains(errOut, "digest") {
+			t.Errorf("berth %s: exit %d, stderr %q; want exit 2 and one line", strings.Join(c.args, " "), code, errOut)
+		}
+	}
 	if out := b.must("images", "-q"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("images after the failed import:\n%s", out)
 	}
