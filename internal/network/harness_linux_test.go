@@ -382,6 +382,18 @@ func inNS(t *testing.T, path string, fn func()) {
 // with reply and the peer's address: "reply from 1.2.3.4".
 func serveTCP(t *testing.T, ns string, port int, reply string) {
 	t.Helper()
+	acceptTCP(t, ns, port, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		fmt.Fprintf(c, "%s from %s", reply, host)
+		c.Close()
+	})
+}
+
+// acceptTCP listens on port (0: any) in the namespace ("" for the host's)
+// and hands each connection to serve, in a goroutine of its own, until the
+// test ends; it returns the port.
+func acceptTCP(t *testing.T, ns string, port int, serve func(net.Conn)) uint16 {
+	t.Helper()
 	var l net.Listener
 	var err error
 	inNS(t, ns, func() { l, err = net.Listen("tcp4", fmt.Sprintf(":%d", port)) })
@@ -395,11 +407,10 @@ func serveTCP(t *testing.T, ns string, port int, reply string) {
 			if err != nil {
 				return
 			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintf(c, "%s from %s", reply, host)
-			c.Close()
+			go serve(c)
 		}
 	}()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
 // serveUDP echoes datagrams on port in the namespace, prefixed by reply.

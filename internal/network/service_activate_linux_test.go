@@ -221,26 +221,14 @@ func TestServiceActivator(t *testing.T) {
 // the connection's original destination to held.
 func listenActivator(t *testing.T, held chan<- netip.AddrPort) uint16 {
 	t.Helper()
-	l, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			dst, err := originalDst(c)
-			if err != nil {
-				t.Errorf("SO_ORIGINAL_DST: %v", err)
-			}
-			held <- dst
-			go answerLines(c, "activator")
+	return acceptTCP(t, "", 0, func(c net.Conn) {
+		dst, err := originalDst(c)
+		if err != nil {
+			t.Errorf("SO_ORIGINAL_DST: %v", err)
 		}
-	}()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
+		held <- dst
+		answerLines(c, "activator")
+	})
 }
 
 // originalDst returns a redirected connection's destination before the
@@ -268,22 +256,7 @@ func originalDst(c net.Conn) (netip.AddrPort, error) {
 // connection with "reply LINE", as an HTTP server with keep-alive would.
 func serveLines(t *testing.T, ns string, port int, reply string) {
 	t.Helper()
-	var l net.Listener
-	var err error
-	inNS(t, ns, func() { l, err = net.Listen("tcp4", fmt.Sprintf(":%d", port)) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go answerLines(c, reply)
-		}
-	}()
+	acceptTCP(t, ns, port, func(c net.Conn) { answerLines(c, reply) })
 }
 
 func answerLines(c net.Conn, reply string) {
