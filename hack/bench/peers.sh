@@ -1,5 +1,5 @@
 # Sourced by the benchmarks that measure berth against Podman (engine.sh,
-# services.sh, svcnet.sh): neither side may touch the user's stores,
+# services.sh, svcnet.sh, autoscale.sh): neither side may touch the user's stores,
 # networks or configuration.
 #
 # bench_setup NAME TAG OCTET makes the work directory $work
@@ -30,4 +30,12 @@ bench_setup() {
     CONTAINERS_STORAGE_CONF=$work/storage.conf
   P=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
     --cgroup-manager cgroupfs --events-backend file --runtime runc)
+}
+
+# freeport PORT prints the first port from PORT on that nothing on the host
+# listens on.
+freeport() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
 }
