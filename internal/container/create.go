@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -66,10 +67,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	if err := e.validate(c); err != nil {
 		return nil, err
 	}
-	if c.Name == "" {
-		c.Name = e.generateName()
-	}
-	if err := e.reserveName(c.Name, c.ID); err != nil {
+	if err := e.claimName(c); err != nil {
 		return nil, err
 	}
 	if err := e.createDir(ctx, c); err != nil {
@@ -78,6 +76,21 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	}
 	e.emit("create", c, nil)
 	return c, nil
+}
+
+// claimName reserves c's name, or a generated one when it has none: a
+// generated name a concurrent create took first is replaced by another.
+func (e *Engine) claimName(c *Container) error {
+	if c.Name != "" {
+		return e.reserveName(c.Name, c.ID)
+	}
+	for {
+		c.Name = e.generateName()
+		err := e.reserveName(c.Name, c.ID)
+		if !errors.Is(err, errdefs.ErrConflict) {
+			return err
+		}
+	}
 }
 
 // Base is the file system and configuration a container starts from.

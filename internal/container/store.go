@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -55,9 +56,12 @@ func (e *Engine) reserveName(name, id string) error {
 	err := os.Symlink(id, filepath.Join(e.root, namesDir, name))
 	if errors.Is(err, fs.ErrExist) {
 		owner, _ := os.Readlink(filepath.Join(e.root, namesDir, name))
-		if _, serr := os.Stat(filepath.Join(e.dir(owner), recordFile)); serr != nil && owner != id {
+		link, lerr := os.Lstat(filepath.Join(e.root, namesDir, name))
+		if _, serr := os.Stat(filepath.Join(e.dir(owner), recordFile)); serr != nil && owner != id &&
+			lerr == nil && time.Since(link.ModTime()) > staleName {
 			// Left behind by a create killed before its record was
-			// written: take it over.
+			// written: take it over. A younger one may be a create
+			// still writing its directory.
 			os.Remove(filepath.Join(e.root, namesDir, name))
 			return e.reserveName(name, id)
 		}
@@ -65,6 +69,10 @@ func (e *Engine) reserveName(name, id string) error {
 	}
 	return err
 }
+
+// staleName is how old a name without a container must be to be taken
+// over: a create writes its container's directory well within it.
+const staleName = 30 * time.Second
 
 func (e *Engine) releaseName(name, id string) {
 	p := filepath.Join(e.root, namesDir, name)
