@@ -51,7 +51,7 @@ var (
 type index struct{ path string }
 
 func (x index) update(fn func(tx *bolt.Tx) error) error {
-	db, err := bolt.Open(x.path, 0o600, &bolt.Options{Timeout: 30 * time.Second})
+	db, err := x.open(false)
 	if err != nil {
 		return fmt.Errorf("image index %s: %w", x.path, err)
 	}
@@ -71,7 +71,7 @@ func (x index) update(fn func(tx *bolt.Tx) error) error {
 // and syncs nothing. An index that does not exist yet, or lacks a bucket,
 // is read through update, which makes them.
 func (x index) view(fn func(tx *bolt.Tx) error) error {
-	db, err := bolt.Open(x.path, 0o600, &bolt.Options{Timeout: 30 * time.Second, ReadOnly: true})
+	db, err := x.open(true)
 	if errors.Is(err, os.ErrNotExist) {
 		return x.update(fn)
 	}
