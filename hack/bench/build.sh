@@ -7,9 +7,18 @@
 #   1. cold build: every run into a new empty store, the base image pulled
 #      from a local registry;
 #   2. unchanged rebuild: the same store again and again, every step a cache
-#      hit (buildah with --layers).
+#      hit (buildah with --layers);
+#   3. many instructions: FROM scratch and MANY (default 10000) ENV and
+#      LABEL lines, each ENV reading the one before (V4=${V2:+y}4, so that
+#      the config stays linear in MANY too): a cold build into a new
+#      store and the unchanged rebuild, berth against buildah without
+#      --layers (one commit at the end: with --layers, buildah commits an
+#      image per instruction and takes minutes for 1,000 lines); also the
+#      size of berth's images.db after the build and after `builder prune`.
+#      MANY=0 leaves this case out.
 #
 #   make build && hack/bench/build.sh [RUNS]       (default 5)
+#   MANY=1000 hack/bench/build.sh 3                (case 3 with 1,000 lines)
 #   BENCH_ONLY=buildah hack/bench/build.sh 3       (buildah alone; also
 #                                                   BENCH_ONLY=berth)
 #
@@ -70,6 +79,7 @@
 # and mounts, the stores.
 set -euo pipefail
 runs=${1:-5}
+many=${MANY:-10000}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 src=${BERTH_BIN:-$here/bin/berth}
 only=${BENCH_ONLY:-}
@@ -77,6 +87,9 @@ only=${BENCH_ONLY:-}
 case $only in
 "" | berth | buildah) ;;
 *) echo "build.sh: BENCH_ONLY is berth or buildah, not '$only'" >&2; exit 2 ;;
+esac
+case $many in
+'' | *[!0-9]*) echo "build.sh: MANY is a number of instructions (0 for none), not '$many'" >&2; exit 2 ;;
 esac
 case $runs in
 '' | *[!0-9]* | 0) echo "build.sh: RUNS is a number of runs, at least 1, not '$runs'" >&2; exit 2 ;;
@@ -226,14 +239,27 @@ if [ "$only" != buildah ] && "$B" build --help 2>&1 | grep -q -- '--network'; th
   berth_flags+=(--network none)
 fi
 common=(-t "$tag" -f "$ctx/Containerfile" --build-arg "BASE=$base" "$ctx")
+# The many-instruction case's context: only its Containerfile.
+mctx=$work/many
+manytag=localhost/bench/many:latest
+mkdir -p "$mctx"
+{
+  echo "FROM scratch"
+  for ((i = 0; i < many; i++)); do
+    if ((i % 2)); then echo "LABEL l$i=v$i"; elif ((i == 0)); then echo "ENV V0=x"; else echo "ENV V$i=\${V$((i - 2)):+y}$i"; fi
+  done
+} >"$mctx/Containerfile"
 
-# command_for ENGINE DIR sets cmd to ENGINE's build into the store in DIR.
+# command_for ENGINE DIR [many] sets cmd to ENGINE's build into the store in
+# DIR, of examples/build or of the many-instruction file.
 command_for() {
+  local args=("${common[@]}") layers=--layers
+  if [ "${3:-}" = many ]; then args=(-t "$manytag" -f "$mctx/Containerfile" "$mctx") layers=--layers=false; fi
   case $1 in
-  berth) cmd=("$B" --root "$2/root" build "${berth_flags[@]}" "${common[@]}") ;;
+  berth) cmd=("$B" --root "$2/root" build "${berth_flags[@]}" "${args[@]}") ;;
   buildah) cmd=(buildah --root "$2/root" --runroot "$2/run" --storage-driver overlay build
     --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --isolation oci --network none
-    --layers --pull=false --format docker --tls-verify=false "${common[@]}") ;;
+    "$layers" --pull=false --format docker --tls-verify=false "${args[@]}") ;;
   esac
 }
 # image_id ENGINE DIR prints the ID of $tag in the store in DIR.
@@ -251,12 +277,13 @@ image_cmd() {
   esac
 }
 
-# timed ENGINE DIR LOG [cold]: builds with ENGINE into the store in DIR,
-# output in LOG, and leaves the time in microseconds in $us and the peak RSS
-# in KiB in $kib. A cold buildah run also starts without a blob-info cache.
+# timed ENGINE DIR LOG [cold] [many]: builds with ENGINE into the store in
+# DIR, output in LOG, and leaves the time in microseconds in $us and the
+# peak RSS in KiB in $kib. A cold buildah run also starts without a
+# blob-info cache.
 timed() {
   local engine=$1 dir=$2 log=$3 s e
-  command_for "$engine" "$dir"
+  command_for "$engine" "$dir" "${5:-}"
   [ "$engine" = buildah ] && bstores+=("$dir")
   mkdir -p "$dir/tmp"
   if [ "$engine" = berth ] && [ ! -e "$dir/root" ]; then
@@ -325,9 +352,53 @@ for i in $(seq 0 "$runs"); do
   echo "${line%,}" >&2
 done
 
-# 5. The figures.
+# 5. Many instructions: cold builds into new stores, then unchanged
+#    rebuilds in the first cold store of each; alternating. berth's rebuild
+#    must give the image of its build. Then berth's images.db, before and
+#    after `builder prune`.
+if [ "$many" -gt 0 ]; then
+  for i in $(seq 0 "$runs"); do
+    line="many, cold run $i:"
+    [ "$i" != 0 ] || line="many, cold (untimed):"
+    for en in "${engines[@]}"; do
+      dir=$work/many-$en-$i
+      timed "$en" "$dir" "$dir.log" cold many
+      if [ "$i" -gt 0 ]; then t[mcold_$en]+="$us " m[mcold_$en]+="$kib "; fi
+      line+=" $en $(secs "$us") s $((kib / 1024)) MiB,"
+      unmount_under "$dir"
+    done
+    echo "${line%,}" >&2
+  done
+  if [ "$only" != buildah ]; then
+    first[many]=$("$B" --root "$work/many-berth-0/root" image inspect -f '{{.Id}}' "$manytag")
+  fi
+  for i in $(seq 1 "$runs"); do
+    line="many, rebuild run $i:"
+    for en in "${engines[@]}"; do
+      dir=$work/many-$en-0
+      timed "$en" "$dir" "$dir.r$i.log" "" many
+      if [ "$en" = berth ]; then
+        id=$("$B" --root "$dir/root" image inspect -f '{{.Id}}' "$manytag")
+        if [ "$id" != "${first[many]}" ]; then
+          echo "build.sh: berth's many-instruction rebuild $i made $id, not ${first[many]}" >&2
+          exit 1
+        fi
+      fi
+      t[mrebuild_$en]+="$us " m[mrebuild_$en]+="$kib "
+      line+=" $en $(secs "$us") s $((kib / 1024)) MiB,"
+    done
+    echo "${line%,}" >&2
+  done
+  if [ "$only" != buildah ]; then
+    dbsize=$(stat -c %s "$work/many-berth-0/root/images.db")
+    "$B" --root "$work/many-berth-0/root" builder prune >/dev/null
+    dbpruned=$(stat -c %s "$work/many-berth-0/root/images.db")
+  fi
+fi
+
+# 6. The figures.
 # shellcheck disable=SC2086 # the lists are space-separated numbers
-for c in cold rebuild; do
+for c in cold rebuild mcold mrebuild; do
   for en in berth buildah; do
     if [ -n "${t[${c}_$en]:-}" ]; then
       t[${c}_$en]=$(median ${t[${c}_$en]}) m[${c}_$en]=$(median ${m[${c}_$en]})
@@ -349,9 +420,15 @@ echo "(docker-registry on 127.0.0.1, plain HTTP); $runs runs each, alternating, 
 echo
 echo "| $(date -u +%F), $runs runs | berth | buildah $hver | ratio | target | peak RSS berth / buildah |"
 echo "| --- | --- | --- | --- | --- | --- |"
-for c in cold rebuild; do
-  awk -v label="$([ "$c" = cold ] && echo "cold build (empty store, base pulled)" || echo "unchanged rebuild (all cache hits)")" \
-    -v target="$([ "$c" = cold ] && echo "≤ 0.7" || echo "≤ 0.2")" \
+for c in cold rebuild mcold mrebuild; do
+  case $c in
+  cold) label="cold build (empty store, base pulled)" target="≤ 0.7" ;;
+  rebuild) label="unchanged rebuild (all cache hits)" target="≤ 0.2" ;;
+  mcold) label="$many instructions, cold build (buildah without --layers)" target="≤ 1" ;;
+  mrebuild) label="$many instructions, unchanged rebuild (buildah builds again)" target="≤ 0.5" ;;
+  esac
+  [ "$many" -gt 0 ] || [ "${c#m}" = "$c" ] || continue
+  awk -v label="$label" -v target="$target" \
     -v b="${t[${c}_berth]:-}" -v p="${t[${c}_buildah]:-}" -v rb="${m[${c}_berth]:-}" -v rp="${m[${c}_buildah]:-}" '
     function s(u) { return u == "" ? "—" : sprintf("%.2f s", u / 1e6) }
     function mib(k) { return k == "" ? "—" : sprintf("%.1f MiB", k / 1024) }
@@ -360,3 +437,7 @@ for c in cold rebuild; do
       printf "| %s | %s | %s | %s | %s | %s / %s |\n", label, s(b), s(p), r, target, mib(rb), mib(rp)
     }'
 done
+if [ -n "${dbsize:-}" ]; then
+  echo
+  echo "berth's images.db after the $many-instruction build: $((dbsize / 1024)) KiB ($((dbsize / many)) bytes per instruction); after builder prune: $((dbpruned / 1024)) KiB"
+fi

@@ -6,13 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,8 +48,12 @@ type Options struct {
 	Pull   bool
 	Labels map[string]string
 	// Network is RUN's network: bridge (default), none or host.
-	Network  string
-	Registry image.RegistryOptions
+	Network string
+	// FetchTimeout is how long ADD waits for a URL's server to connect,
+	// to answer, and to send more of a download; 0 means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	Registry     image.RegistryOptions
 	// Out receives the steps and RUN's output; nil discards them.
 	Out io.Writer
 	// WorkDir holds the build's scratch directories; it must be on the
@@ -61,7 +63,7 @@ type Options struct {
 
 // Build builds the image o describes with the engine e and returns it.
 func Build(ctx context.Context, e *container.Engine, o Options) (*image.Image, error) {
-	b, err := newBuilder(e, o)
+	b, err := newBuilder(ctx, e, o)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +74,12 @@ func Build(ctx context.Context, e *container.Engine, o Options) (*image.Image, e
 	}
 	defer release()
 	final, err := b.stage(ctx, b.target)
+	// The finished steps' cache entries are written even if a later one
+	// failed, and before the store lock goes: until then, nothing else
+	// keeps their layers.
+	if ferr := b.flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("build cache: %w", ferr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -117,19 +125,26 @@ type builder struct {
 	done      map[int]*state
 	usedArgs  map[string]bool
 	downloads map[string]*download
-	work      string
-	step      int
-	steps     int
-	ctx       *buildContext
+	pending   map[string]*image.CacheEntry // cache entries not written yet, see remember
+	work      string                       // this build's directory under o.WorkDir
+	workLock  *os.File                     // holds it locked, see claimWork
+	// get looks up a cache entry (see execAll).
+	get   func(key string) (*image.CacheEntry, error)
+	step  int
+	steps int
+	ctx   *buildContext
 }
 
-// state is the image a stage has made so far.
+// state is the image a stage has made so far. Each step changes it in
+// place (a copy per step would make a build of N steps cost N²), so a
+// state that another stage starts from is cloned first.
 type state struct {
 	cfg    *v1.ConfigFile
 	layers []image.Layer
 	// key identifies everything that led to this state: the cache key of
 	// the next step derives from it.
 	key string
+	env *envIndex // nil until asked for, see envIndex
 }
 
 func (s *state) chainID() digest.Digest {
@@ -154,7 +169,8 @@ func parse(o Options) (*builder, error) {
 		return nil, fmt.Errorf("%s has no FROM: %w", o.File, errdefs.ErrInvalidArgument)
 	}
 	b := &builder{o: o, escape: res.EscapeToken, stages: stages, metaArgs: metaArgs,
-		target: len(stages) - 1, done: map[int]*state{}, usedArgs: map[string]bool{}, downloads: map[string]*download{}}
+		target: len(stages) - 1, done: map[int]*state{}, usedArgs: map[string]bool{}, downloads: map[string]*download{},
+		pending: map[string]*image.CacheEntry{}}
 	if o.Target != "" {
 		i := b.stageIndex(o.Target)
 		if i < 0 {
@@ -166,7 +182,7 @@ func parse(o Options) (*builder, error) {
 	return b, nil
 }
 
-func newBuilder(e *container.Engine, o Options) (*builder, error) {
+func newBuilder(ctx context.Context, e *container.Engine, o Options) (*builder, error) {
 	if o.Network == "" {
 		o.Network = "bridge"
 	}
@@ -186,28 +202,11 @@ func newBuilder(e *container.Engine, o Options) (*builder, error) {
 	if b.ctx, err = openContext(o.ContextDir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.WorkDir, 0o700); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
-	}
-	sweep(o.WorkDir)
-	if b.work, err = os.MkdirTemp(o.WorkDir, "build-"); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+	if err := b.claimWork(ctx); err != nil {
+		b.close()
+		return nil, err
 	}
 	return b, nil
-}
-
-func (b *builder) close() { os.RemoveAll(b.work) }
-
-// sweep removes what builds killed long enough ago left in dir.
-func sweep(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, ent := range ents {
-		if info, err := ent.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
-			p := filepath.Join(dir, ent.Name())
-			unmountAll(p)
-			os.RemoveAll(p)
-		}
-	}
 }
 
 // locate rewrites a parser error as "FILE:LINE: message".
@@ -311,24 +310,62 @@ func (b *builder) stage(ctx context.Context, i int) (*state, error) {
 	triggers := s.cfg.Config.OnBuild
 	if len(triggers) > 0 {
 		s = s.with(func(cfg *v1.ConfigFile) { cfg.Config.OnBuild = nil })
-		for _, t := range triggers {
-			cmd, err := parseTrigger(t)
-			if err != nil {
+		cmds := make([]instructions.Command, len(triggers))
+		for j, t := range triggers {
+			if cmds[j], err = parseTrigger(t); err != nil {
 				return nil, fmt.Errorf("%s: ONBUILD trigger %q of the base image: %w", b.o.File, t, err)
 			}
-			if s, err = b.exec(ctx, s, sc, cmd); err != nil {
-				return nil, err
-			}
 		}
-	}
-	for _, cmd := range st.Commands {
-		b.step++
-		b.printf("STEP %d/%d: %s\n", b.step, b.steps, cmd)
-		if s, err = b.exec(ctx, s, sc, cmd); err != nil {
+		if s, err = b.execAll(ctx, s, sc, cmds, false); err != nil {
 			return nil, err
 		}
 	}
+	if s, err = b.execAll(ctx, s, sc, st.Commands, true); err != nil {
+		return nil, err
+	}
 	b.done[i] = s
+	return s, nil
+}
+
+// execAll carries out cmds on s in order, counting them as steps if
+// counted. A file may have thousands of instructions in a row that only
+// edit the config, each done in microseconds: each such run looks its
+// cache entries up through one opening of the image index, which costs
+// more than a lookup. Nothing in such a run writes to the store.
+func (b *builder) execAll(ctx context.Context, s *state, sc *stageScope, cmds []instructions.Command, counted bool) (*state, error) {
+	for len(cmds) > 0 {
+		n := 1
+		if !makesLayer(cmds[0]) {
+			for n < len(cmds) && !makesLayer(cmds[n]) {
+				n++
+			}
+		}
+		run := func(get func(string) (*image.CacheEntry, error)) error {
+			b.get = get
+			defer func() { b.get = nil }()
+			for _, cmd := range cmds[:n] {
+				if counted {
+					b.step++
+					b.printf("STEP %d/%d: %s\n", b.step, b.steps, cmd)
+				}
+				var err error
+				if s, err = b.exec(ctx, s, sc, cmd); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		var err error
+		if makesLayer(cmds[0]) || b.o.NoCache {
+			err = run(b.images.CacheGet)
+		} else {
+			err = b.images.CacheView(run)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cmds = cmds[n:]
+	}
 	return s, nil
 }
 
@@ -348,22 +385,31 @@ func parseTrigger(t string) (instructions.Command, error) {
 	return cmd, nil
 }
 
-// withLayer returns s with layer on top, recorded in the config's history.
+// withLayer puts layer on top of s, recorded in the config's history, and
+// returns s.
 func (s *state) withLayer(layer image.Layer, createdBy string) *state {
-	n := s.with(func(cfg *v1.ConfigFile) {
-		cfg.RootFS.Type = "layers"
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, v1.Hash{Algorithm: layer.DiffID.Algorithm().String(), Hex: layer.DiffID.Encoded()})
-		cfg.History = append(cfg.History, v1.History{Created: v1.Time{Time: time.Now().UTC()}, CreatedBy: createdBy})
-	})
-	n.layers = append(n.layers, layer)
-	return n
+	s.addLayer(layer)
+	s.cfg.History = append(s.cfg.History, v1.History{Created: v1.Time{Time: time.Now().UTC()}, CreatedBy: createdBy})
+	return s
 }
 
-// with returns a copy of s changed by fn.
+// addLayer puts layer on top of s.
+func (s *state) addLayer(layer image.Layer) {
+	s.cfg.RootFS.Type = "layers"
+	s.cfg.RootFS.DiffIDs = append(s.cfg.RootFS.DiffIDs, v1.Hash{Algorithm: layer.DiffID.Algorithm().String(), Hex: layer.DiffID.Encoded()})
+	s.layers = append(s.layers, layer)
+}
+
+// with changes s by fn and returns it.
 func (s *state) with(fn func(cfg *v1.ConfigFile)) *state {
-	n := &state{cfg: s.cfg.DeepCopy(), layers: slices.Clone(s.layers), key: s.key}
-	fn(n.cfg)
-	return n
+	fn(s.cfg)
+	s.env = nil // fn may have changed the environment
+	return s
+}
+
+// clone returns a copy of s that can be changed without changing s.
+func (s *state) clone() *state {
+	return &state{cfg: s.cfg.DeepCopy(), layers: slices.Clone(s.layers), key: s.key}
 }
 
 // metaEnv is the environment FROM lines expand in: the ARGs before the
@@ -411,7 +457,7 @@ func (b *builder) from(ctx context.Context, i int) (*state, error) {
 		return &state{cfg: cfg, key: keyOf("scratch", platformString(b.o.Platform))}, nil
 	}
 	if j := b.stageIndex(base); j >= 0 && j < i {
-		return b.done[j], nil
+		return b.done[j].clone(), nil
 	}
 	img, err := b.image(ctx, base)
 	if err != nil {
@@ -464,31 +510,6 @@ func keyOf(parts ...string) string {
 		fmt.Fprintf(h, "%d:%s\n", len(p), p)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// cached returns the state cached under key, if any.
-func (b *builder) cached(key string) *state {
-	if b.o.NoCache {
-		return nil
-	}
-	e, err := b.images.CacheGet(key)
-	if err != nil {
-		return nil
-	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(e.Config))
-	if err != nil {
-		return nil
-	}
-	return &state{cfg: cfg, layers: e.Layers, key: key}
-}
-
-// remember caches s under its key.
-func (b *builder) remember(s *state) error {
-	raw, err := json.Marshal(s.cfg)
-	if err != nil {
-		return err
-	}
-	return b.images.CachePut(s.key, &image.CacheEntry{Config: raw, Layers: s.layers})
 }
 
 // randomName is a name for a build's container.

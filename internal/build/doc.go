@@ -17,11 +17,15 @@
 //     copy outside it.
 //   - The other instructions only change the image's configuration.
 //
-// Every step's result — the config with its history, and the layers — is
-// cached under a key derived from the previous step's key, the instruction
-// and its inputs (the content of COPY's sources), so an unchanged rebuild
-// is a chain of cache hits that yields the same image ID, and a change
-// rebuilds only the steps from it on. The cache lives in the image store,
-// whose garbage collection keeps the layers it names (berth builder prune
-// drops it).
+// Every step's result is cached under a key derived from the previous
+// step's key, the instruction and its inputs (the content of COPY's
+// sources), so an unchanged rebuild is a chain of cache hits that yields
+// the same image ID, and a change rebuilds only the steps from it on. An
+// entry holds only what its step added, its history entry and layer, and a
+// hit replays the step (cache.go), so that N steps cost time and space in
+// proportion to N. The cache lives in the image store, whose garbage
+// collection keeps the layers it names (berth builder prune drops it).
+//
+// A build works in a directory of its own that it holds locked; the next
+// build removes what a killed one left (sweep_linux.go).
 package build

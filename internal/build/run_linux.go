@@ -45,10 +45,11 @@ func (b *builder) run(ctx context.Context, s *state, sc *stageScope, c *instruct
 	base := s.cfg.Config
 	base.Volumes, base.Healthcheck, base.ExposedPorts, base.OnBuild = nil, nil, nil, nil
 	ct, err := b.e.Create(ctx, container.CreateOptions{
-		Name:          randomName(),
-		ImageRef:      "(build step)",
-		Base:          &container.Base{ChainID: s.chainID(), Config: base},
-		Config:        container.Config{Cmd: argv, Env: sc.env(&s.cfg.Config), Hostname: "buildsandbox"},
+		Name:     randomName(),
+		ImageRef: stepImage,
+		Base:     &container.Base{ChainID: s.chainID(), Config: base},
+		Config: container.Config{Cmd: argv, Env: sc.env(&s.cfg.Config), Hostname: "buildsandbox",
+			Labels: map[string]string{buildLabel: filepath.Base(b.work)}},
 		EntrypointSet: true,
 		NoHealthcheck: true,
 		Host:          container.HostConfig{NetworkMode: b.o.Network, Mounts: mounts},

@@ -37,7 +37,7 @@ func (sc *stageScope) env(cfg *v1.Config) []string {
 func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instructions.Command) (*state, error) {
 	// Words expand in the stage's environment; the bodies of COPY's
 	// here-documents too, keeping their quotes.
-	env := shell.EnvsFromSlice(sc.env(&s.cfg.Config))
+	env := envLookup{s: s, sc: sc}
 	expander := func(keepQuotes bool) instructions.SingleWordExpander {
 		lex := shell.NewLex(b.escape)
 		lex.SkipProcessQuotes = keepQuotes
@@ -78,16 +78,19 @@ func (b *builder) exec(ctx context.Context, s *state, sc *stageScope, cmd instru
 		return nil, b.at(cmd, err)
 	}
 	key := keyOf(s.key, code(cmd), inputs)
-	if hit := b.cached(key); hit != nil {
+	if hit, err := b.cached(s, cmd, key); err != nil {
+		return nil, b.at(cmd, err)
+	} else if hit != nil {
 		b.printf("--> Using cache %s\n", key[:12])
 		return hit, nil
 	}
+	history, layers := len(s.cfg.History), len(s.layers)
 	next, err := b.apply(ctx, s, sc, cmd)
 	if err != nil {
 		return nil, b.at(cmd, err)
 	}
 	next.key = key
-	if err := b.remember(next); err != nil {
+	if err := b.remember(next, history, layers); err != nil {
 		return nil, b.at(cmd, err)
 	}
 	return next, nil
@@ -124,7 +127,8 @@ func (b *builder) arg(s *state, sc *stageScope, a *instructions.ArgCommand) *sta
 		sc.args[kv.Key] = v
 		parts = append(parts, kv.Key+"="+v)
 	}
-	return &state{cfg: s.cfg, layers: s.layers, key: keyOf(s.key, "ARG", strings.Join(parts, "\n"))}
+	s.key = keyOf(s.key, "ARG", strings.Join(parts, "\n"))
+	return s
 }
 
 // predefined are the platform arguments BuildKit defines for every build.
@@ -150,7 +154,7 @@ func (b *builder) predefined(name string) (string, bool) {
 	return "", false
 }
 
-// apply carries out cmd, which no cache entry had.
+// apply carries out cmd, which no cache entry had, on s in place.
 func (b *builder) apply(ctx context.Context, s *state, sc *stageScope, cmd instructions.Command) (*state, error) {
 	switch c := cmd.(type) {
 	case *instructions.RunCommand:
@@ -165,12 +169,11 @@ func (b *builder) apply(ctx context.Context, s *state, sc *stageScope, cmd instr
 		return b.copy(ctx, s, copyOp{sources: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath, chown: c.Chown,
 			chmod: c.Chmod, exclude: c.ExcludePatterns, add: true, unpack: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, code: code(c)})
 	}
-	n := s.with(func(*v1.ConfigFile) {})
-	if err := configure(&n.cfg.Config, cmd); err != nil {
+	if err := s.configure(cmd); err != nil {
 		return nil, err
 	}
-	n.cfg.History = append(n.cfg.History, v1.History{Created: v1.Time{Time: time.Now().UTC()}, CreatedBy: code(cmd), EmptyLayer: true})
-	return n, nil
+	s.cfg.History = append(s.cfg.History, v1.History{Created: v1.Time{Time: time.Now().UTC()}, CreatedBy: code(cmd), EmptyLayer: true})
+	return s, nil
 }
 
 // configure applies an instruction that only changes the image's config.
