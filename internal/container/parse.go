@@ -2,7 +2,9 @@ package container
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -312,7 +314,10 @@ func ParseDevice(s string) (Device, error) {
 }
 
 // ParseEnvFile reads KEY=VALUE lines (and bare KEY, taken from this
-// process's environment) from an --env-file.
+// process's environment) from an --env-file. A line may be as long as the
+// kernel lets one variable be (MAX_ARG_STRLEN, 128 KiB with 4 KiB pages);
+// a longer one is refused with its file and line number, since the
+// container could not be started with it.
 func ParseEnvFile(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -320,26 +325,70 @@ func ParseEnvFile(path string) ([]string, error) {
 	}
 	defer f.Close()
 	var env []string
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	br := bufio.NewReader(f)
+	limit := maxEnvEntry()
+	for n := 1; ; n++ {
+		raw, size, err := readLine(br, limit)
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("--env-file %q: line %d: %w", path, n, err)
+		}
+		if size == 0 && err == io.EOF {
+			break
+		}
+		line := strings.TrimSpace(string(raw))
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		key, _, hasValue := strings.Cut(line, "=")
-		if key == "" || strings.ContainsAny(key, " \t") {
-			return nil, bad("--env-file", path, fmt.Sprintf("line %d: %q is not KEY=VALUE", n, line))
+		if size > limit {
+			key, _, _ := strings.Cut(line, "=")
+			return nil, bad("--env-file", path, fmt.Sprintf("line %d (%.40s) is %d bytes long; a variable may be at most %d bytes", n, key, size, limit))
 		}
-		if !hasValue {
-			v, ok := os.LookupEnv(key)
-			if !ok {
-				continue
+		if line != "" {
+			key, _, hasValue := strings.Cut(line, "=")
+			if key == "" || strings.ContainsAny(key, " \t") {
+				return nil, bad("--env-file", path, fmt.Sprintf("line %d: %q is not KEY=VALUE", n, line))
 			}
-			line = key + "=" + v
+			if !hasValue {
+				if v, ok := os.LookupEnv(key); ok {
+					env = append(env, key+"="+v)
+				}
+			} else {
+				env = append(env, line)
+			}
 		}
-		env = append(env, line)
+		if err == io.EOF {
+			break
+		}
 	}
-	return env, sc.Err()
+	return env, nil
+}
+
+// maxEnvEntry is the longest KEY=VALUE the kernel passes to a program:
+// MAX_ARG_STRLEN, 32 pages, less the terminating NUL.
+func maxEnvEntry() int { return 32*os.Getpagesize() - 1 }
+
+// readLine returns the next line of br without its newline, keeping at most
+// limit+1 of its bytes, and the line's full length. It returns io.EOF with
+// the last line when that has no newline.
+func readLine(br *bufio.Reader, limit int) ([]byte, int, error) {
+	var line []byte
+	size := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		size += len(chunk)
+		if len(line) <= limit {
+			line = append(line, chunk[:min(len(chunk), limit+1-len(line))]...)
+		}
+		switch err {
+		case bufio.ErrBufferFull:
+			continue
+		case nil:
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			return line, size - 1, nil
+		default:
+			return line, size, err
+		}
+	}
 }
 
 // ParseEnv reads -e KEY=VALUE, or -e KEY to pass this process's value.

@@ -2,7 +2,11 @@ package container
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -133,5 +137,30 @@ func TestCapabilities(t *testing.T) {
 	}
 	if _, err := capabilities(HostConfig{CapAdd: []string{"CAP_FLY"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("unknown capability: %v", err)
+	}
+}
+
+func TestParseEnvFileLongLines(t *testing.T) {
+	dir := t.TempDir()
+	limit := maxEnvEntry()
+	long := "LONG=" + strings.Repeat("y", 100<<10)
+	path := filepath.Join(dir, "ok.env")
+	if err := os.WriteFile(path, []byte("A=x\n# "+strings.Repeat("c", 3<<20)+"\n"+long+"\nB\nC=z"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("B", "from-env")
+	got, err := ParseEnvFile(path)
+	if want := []string{"A=x", long, "B=from-env", "C=z"}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseEnvFile with a 100 KiB line: %d entries, %v; want %d", len(got), err, len(want))
+	}
+
+	path = filepath.Join(dir, "big.env")
+	if err := os.WriteFile(path, []byte("A=x\nBIG="+strings.Repeat("y", 2<<20)+"\nC=z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseEnvFile(path)
+	want := fmt.Sprintf(`--env-file %q: line 2 (BIG) is %d bytes long; a variable may be at most %d bytes`, path, 2<<20+4, limit)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("ParseEnvFile with a 2 MiB line: %v\nwant %s", err, want)
 	}
 }
