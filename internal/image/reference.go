@@ -17,41 +17,24 @@ type Reference struct {
 
 // ParseReference parses s the way Docker does: "nginx" means
 // docker.io/library/nginx:latest, a registry host may carry a port, and a
-// digest may follow "@". Malformed references (uppercase repositories,
-// bad tags or digests) get one line that says what is wrong.
+// digest may follow "@". A malformed reference gets one line that says
+// which part is wrong and why (see diagnose).
 func ParseReference(s string) (Reference, error) {
-	if s == "" {
-		return Reference{}, fmt.Errorf("image reference is empty: %w", errdefs.ErrInvalidArgument)
+	if msg := diagnose(s); msg != "" {
+		return Reference{}, fmt.Errorf("invalid image reference %s: %s: %w", shorten(s), msg, errdefs.ErrInvalidArgument)
 	}
 	r, err := name.ParseReference(s, name.WithDefaultRegistry(name.DefaultRegistry))
 	if err != nil {
-		return Reference{}, fmt.Errorf("image reference %q: %s: %w", s, explain(s, err), errdefs.ErrInvalidArgument)
-	}
-	// go-containerregistry only checks the repository's characters; Docker's
-	// grammar also wants each path component to start and end with a
-	// letter or digit.
-	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
-		if !pathComponent().MatchString(c) {
-			return Reference{}, fmt.Errorf("image reference %q: repository path component %q must start and end with a lowercase letter or digit, with only '.', '_', '__' or '-' between: %w", s, c, errdefs.ErrInvalidArgument)
-		}
+		// diagnose knows the grammar; this is only a safety net.
+		return Reference{}, fmt.Errorf("invalid image reference %s: %s: %w", shorten(s), explain(err), errdefs.ErrInvalidArgument)
 	}
 	return Reference{ref: r}, nil
 }
 
 var pathComponent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`) })
 
-// explain turns go-containerregistry's parse errors into advice.
-func explain(s string, err error) string {
-	repo := s
-	if i := strings.IndexAny(repo, "@"); i >= 0 {
-		repo = repo[:i]
-	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	if path := repo[strings.Index(repo, "/")+1:]; strings.ToLower(path) != path {
-		return "repository names must be lowercase"
-	}
+// explain strips go-containerregistry's prefix from its parse errors.
+func explain(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, ": "); i >= 0 && strings.Contains(msg[:i], "could not parse") {
 		msg = msg[i+2:]

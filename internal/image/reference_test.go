@@ -50,6 +50,49 @@ func TestParseReferenceErrors(t *testing.T) {
 	}
 }
 
+// TestParseReferenceSaysWhy checks that each malformed reference gets a
+// line naming the part that is wrong, in a user's words.
+func TestParseReferenceSaysWhy(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	cases := []struct{ in, want string }{
+		{"localhost/bb:", "the tag after ':' is empty"},
+		{"bb::1", `the tag ":1" has ':'; a tag holds only letters, digits, '_', '.' and '-'`},
+		{"bb:1:2", `the tag "1:2" has ':'`},
+		{"bb:" + strings.Repeat("a", 200), "the tag is 200 characters long; the most is 128"},
+		{"bb:.x", "must start with a letter, digit or '_'"},
+		{"bb@sha256:abc", "the sha256 digest has 3 hex digits; it needs 64"},
+		{"bb@sha256:" + strings.Repeat("g", 64), "the digest has 'g'; a sha256 digest is 64 lowercase hex digits"},
+		{"bb@md5:abc", `the digest algorithm "md5" is not one of sha256`},
+		{"bb@abc", "has no algorithm"},
+		{"bb@", "the digest after '@' is empty"},
+		{long, "the name is 300 characters long; the most is 255"},
+		{"b b", "a reference cannot contain spaces"},
+		{"a//b", "empty part"},
+		{"localhost:abc/x", `the registry port "abc" is not a number`},
+		{"my_host.com/x", `the registry host "my_host.com" has '_'`},
+		{"héllo", "has the character 'é'"},
+		{"http://host/x", "a reference has no scheme: write host/x (for a registry without TLS, give pull, push or build --tls-verify=false, or set insecure = true"},
+		{"Tools/BusyBox", "repository names must be lowercase"},
+	}
+	for _, c := range cases {
+		_, err := ParseReference(c.in)
+		if err == nil || !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%.40q: %v, want an invalid argument", c.in, err)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") || strings.Contains(msg, "name.") || len(msg) > 300 {
+			t.Errorf("%.40q: %q, want one short line saying %q", c.in, msg, c.want)
+		}
+	}
+	// Valid references next to the invalid ones above still parse.
+	for _, in := range []string{"bb:1", "bb:_x", "a__b", "[::1]:5000/x:1", "bb:1@sha256:" + hex64("a"), "my-host.com:5000/a/b-c.d:v1.2"} {
+		if _, err := ParseReference(in); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
 func FuzzParseReference(f *testing.F) {
 	for _, s := range []string{"nginx", "localhost:5000/a/b:c", "a@sha256:" + hex64("0"), "UPPER", "a:b:c", "//", "@"} {
 		f.Add(s)
