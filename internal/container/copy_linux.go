@@ -123,7 +123,10 @@ func (e *Engine) ArchiveFromContainer(ctx context.Context, ref, src string, w io
 }
 
 // ExtractToContainer unpacks the tar stream r into dst, a directory in the
-// container ref names.
+// container ref names. If an entry cannot be extracted (such as one that
+// would be written through a symbolic link leading outside the
+// container), what the archive had added is removed and the error names
+// the entry.
 func (e *Engine) ExtractToContainer(ctx context.Context, ref, dst string, r io.Reader, o CopyOptions) (int64, error) {
 	ct, release, err := e.containerTree(ctx, ref, o.Archive)
 	if err != nil {
@@ -138,7 +141,15 @@ func (e *Engine) ExtractToContainer(ctx context.Context, ref, dst string, r io.R
 	if !fstree.IsDir(&st) {
 		return 0, fmt.Errorf("%s: %s is not a directory: a tar stream is extracted into a directory: %w", ct.Name(), p, errdefs.ErrInvalidArgument)
 	}
-	return ct.Extract(r, p, nil)
+	n, err := ct.Extract(r, p, nil)
+	var ee *fstree.EntryError
+	switch {
+	case errors.As(err, &ee):
+		return n, fmt.Errorf("cp: the archive was not extracted: its entry %q: %w", ee.Entry, ee.Err)
+	case err != nil:
+		return n, fmt.Errorf("cp: the archive was not extracted: %w", err)
+	}
+	return n, nil
 }
 
 // markers cleans p and says whether it ended in "/." (a directory's

@@ -29,6 +29,7 @@ type Tree struct {
 	inRoot  bool   // resolve in the root (a container), or as usual (the host)
 	keepIDs bool   // set owners from the archive (cp -a); else the copier's
 	skip    func(p string) bool
+	made    *[]string // while Extract runs: the paths it created, to undo
 }
 
 // New returns the tree whose root is the directory descriptor root (an
@@ -74,16 +75,16 @@ func (t *Tree) Open(p string, flags int, follow bool) (int, error) {
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
-	for {
-		fd, err := unix.Openat2(t.root, p, t.how(flags))
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue // a concurrent rename elsewhere in the tree
+	fd, err := t.openat2(p, t.how(flags))
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+		if le := t.linkError(p, follow || strings.HasSuffix(p, "/")); le != nil {
+			return -1, le
 		}
-		if err != nil {
-			return -1, t.PathError(p, err)
-		}
-		return fd, nil
 	}
+	if err != nil {
+		return -1, t.PathError(p, err)
+	}
+	return fd, nil
 }
 
 // PathError describes err, an error of the system about p, in one line
@@ -350,29 +351,49 @@ func readlinkat(dfd int, name string) (string, error) {
 	}
 }
 
+// EntryError is Extract's error about one entry of the archive. Its
+// message is Err's; callers that speak of an archive can name the entry.
+type EntryError struct {
+	Entry string // the entry's name in the archive
+	Err   error
+}
+
+func (e *EntryError) Error() string { return e.Err.Error() }
+func (e *EntryError) Unwrap() error { return e.Err }
+
 // Extract unpacks the tar stream r into directory dir of the tree, renaming
 // each entry's name with rename (nil: as it is). Entries may not lead out
 // of dir by their names; inside the tree, symbolic links are followed
-// within the root. It returns the bytes of file content written.
-func (t *Tree) Extract(r io.Reader, dir string, rename func(string) string) (int64, error) {
+// within the root. It returns the bytes of file content written. When an
+// entry fails (an *EntryError) or the stream breaks, what the extraction
+// created is removed again, the failing entry's part included; files it
+// replaced keep their new content.
+func (t *Tree) Extract(r io.Reader, dir string, rename func(string) string) (n int64, err error) {
+	var made []string
+	t.made = &made
+	defer func() {
+		t.made = nil
+		if err != nil {
+			t.undo(made)
+		}
+	}()
 	tr := tar.NewReader(r)
 	type dirTime struct {
 		p string
 		t time.Time
 	}
 	var dirs []dirTime
-	var n int64
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return n, fmt.Errorf("archive: %w", err)
+			return n, archiveError(err)
 		}
 		name := path.Clean("/" + h.Name)[1:]
 		if strings.HasPrefix(path.Clean(h.Name), "../") || path.Clean(h.Name) == ".." {
-			return n, fmt.Errorf("archive entry %q leads out of the destination: %w", h.Name, errdefs.ErrInvalidArgument)
+			return n, &EntryError{h.Name, fmt.Errorf("archive entry %q leads out of the destination: %w", h.Name, errdefs.ErrInvalidArgument)}
 		}
 		if name == "" {
 			continue // "./": the destination directory itself stays as it is
@@ -384,7 +405,7 @@ func (t *Tree) Extract(r io.Reader, dir string, rename func(string) string) (int
 		written, err := t.entry(tr, h, dir, p, rename)
 		n += written
 		if err != nil {
-			return n, err
+			return n, &EntryError{h.Name, err}
 		}
 		if h.Typeflag == tar.TypeDir {
 			dirs = append(dirs, dirTime{p, h.ModTime})
@@ -401,6 +422,36 @@ func (t *Tree) Extract(r io.Reader, dir string, rename func(string) string) (int
 		unix.Close(pfd)
 	}
 	return n, nil
+}
+
+// archiveError describes an error of the tar stream itself.
+func archiveError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the archive ends in the middle of an entry: %w", errdefs.ErrInvalidArgument)
+	}
+	return fmt.Errorf("archive: %w", err)
+}
+
+// undo removes the paths Extract created, last first; a directory only
+// if it is empty by then.
+func (t *Tree) undo(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		pfd, base, err := t.Parent(made[i], false)
+		if err != nil {
+			continue
+		}
+		if unix.Unlinkat(pfd, base, 0) != nil {
+			unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+		}
+		unix.Close(pfd)
+	}
+}
+
+// created notes that Extract made p.
+func (t *Tree) created(p string) {
+	if t.made != nil {
+		*t.made = append(*t.made, p)
+	}
 }
 
 // Parent opens the directory p is in, creating it and its parents if
@@ -430,11 +481,19 @@ func (t *Tree) MkdirAll(p string) (int, error) {
 	}
 	defer unix.Close(parent)
 	base := path.Base(p)
-	if err := unix.Mkdirat(parent, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := unix.Mkdirat(parent, base, 0o755); err == nil {
+		t.created(p)
+	} else if !errors.Is(err, unix.EEXIST) {
 		return -1, t.PathError(p, err)
 	}
 	fd, err := unix.Openat2(parent, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+	if errors.Is(err, unix.ELOOP) {
+		// p is a symbolic link that does not lead to a directory.
+		if le := t.linkError(p, true); le != nil {
+			return -1, le
+		}
+	}
 	if err != nil {
 		return -1, t.PathError(p, err)
 	}
@@ -477,6 +536,7 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
 				return 0, t.PathError(p, err)
 			}
+			t.created(p)
 		}
 		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -489,9 +549,15 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		if err != nil {
 			return 0, t.PathError(p, err)
 		}
+		if !exists {
+			t.created(p)
+		}
 		f := os.NewFile(uintptr(fd), p)
 		defer f.Close()
 		n, err := io.Copy(f, tr)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return n, archiveError(err)
+		}
 		if err != nil {
 			return n, t.PathError(p, err)
 		}
@@ -502,6 +568,9 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
 			return 0, t.PathError(p, err)
+		}
+		if !exists {
+			t.created(p)
 		}
 		if t.keepIDs {
 			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
@@ -522,7 +591,9 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		}
 		if err == nil {
 			defer unix.Close(ofd)
-			err = unix.Linkat(ofd, obase, pfd, base, 0)
+			if err = unix.Linkat(ofd, obase, pfd, base, 0); err == nil && !exists {
+				t.created(p)
+			}
 		}
 		if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, unix.ENOENT) {
 			return 0, fmt.Errorf("%s has no %s to make %s a hard link of: %w", t.name, tp, p, errdefs.ErrNotFound)
@@ -532,6 +603,9 @@ func (t *Tree) entry(tr *tar.Reader, h *tar.Header, dir, p string, rename func(s
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
 			return 0, t.PathError(p, err)
+		}
+		if !exists {
+			t.created(p)
 		}
 		if t.keepIDs {
 			unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)

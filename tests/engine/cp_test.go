@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -103,12 +104,20 @@ func TestCpLinksXattrs(t *testing.T) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "through", Typeflag: tar.TypeLink, Linkname: "abs/passwd"})
-	tw.WriteHeader(&tar.Header{Name: "up", Typeflag: tar.TypeLink, Linkname: "../../../../../../etc/passwd"})
 	tw.Close()
 	cmd := e.cmd("cp", "-", "box:/tmp")
 	cmd.Stdin = &buf
-	// The second link's target is /tmp/etc/passwd, which is not there:
-	// one line says so.
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cp - with a link through /tmp/abs: %v: %s", err, out)
+	}
+	buf.Reset()
+	tw = tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "up", Typeflag: tar.TypeLink, Linkname: "../../../../../../etc/passwd"})
+	tw.Close()
+	cmd = e.cmd("cp", "-", "box:/tmp")
+	cmd.Stdin = &buf
+	// This link's target is /tmp/etc/passwd, which is not there: one
+	// line says so.
 	out, err := cmd.CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("has no /tmp/etc/passwd to make /tmp/up a hard link of")) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) > 0 {
 		t.Fatalf("cp - with a link to a missing file: %v: %s", err, out)
@@ -133,4 +142,83 @@ func TestCpLinksXattrs(t *testing.T) {
 	croot = "/proc/" + e.must("inspect", "-f", "{{.State.Pid}}", "box") + "/root"
 	attrs = map[string]string{"user.origin": "container", "security.capability": string(fileCaps)}
 	sameFile("into a stopped container", []string{filepath.Join(croot, "tmp", "back", "f"), filepath.Join(croot, "tmp", "back", "x", "g")}, attrs)
+}
+
+// TestCpArchiveLinks: a tar stream fed to cp - whose later entries would
+// be written through a symbolic link it made that cannot be followed in
+// the container (a /proc link, one to nothing, a loop) is refused in one
+// line naming the entry and the link, and nothing it added is left; a
+// stream cut short is refused the same way. Links that climb above the
+// root stay inside it, as the kernel resolves them there.
+func TestCpArchiveLinks(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "box", "--network", "none", img, "sleep", "1000")
+	type entry struct{ name, link, data string }
+	archive := func(entries ...entry) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, en := range entries {
+			h := &tar.Header{Name: en.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(en.data))}
+			if en.link != "" {
+				h = &tar.Header{Name: en.name, Typeflag: tar.TypeSymlink, Linkname: en.link}
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write([]byte(en.data))
+		}
+		tw.Close()
+		return buf.Bytes()
+	}
+	cp := func(dir string, tarball []byte) (string, error) {
+		t.Helper()
+		e.must("exec", "box", "mkdir", "-p", dir)
+		cmd := e.cmd("cp", "-", "box:"+dir)
+		cmd.Stdin = bytes.NewReader(tarball)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	for _, c := range []struct {
+		dir, link string
+		want      string
+	}{
+		{"/d1", "/proc/1/root/tmp", `cp: the archive was not extracted: its entry "esc/pwned": /d1/esc is a symbolic link to /proc/1/root/tmp, which needs a link of /proc, never followed as it could lead outside container box`},
+		{"/d2", "/proc/self/root", `its entry "esc/pwned": /d2/esc is a symbolic link to /proc/self/root, which is not in container box`},
+		{"/d3", "/nowhere", `its entry "esc/pwned": /d3/esc is a symbolic link to /nowhere, which is not in container box`},
+		{"/d4", "esc", `its entry "esc/pwned": /d4/esc is a symbolic link to esc, which loops through links`},
+	} {
+		out, err := cp(c.dir, archive(entry{name: "a", data: "first\n"}, entry{name: "esc", link: c.link}, entry{name: "esc/pwned", data: "x"}))
+		if err == nil || strings.Count(out, "\n") > 0 || !strings.Contains(out, c.want) {
+			t.Errorf("cp - with esc -> %s then esc/pwned: %v\n%s\nwant one line with: %s", c.link, err, out, c.want)
+		}
+		if got := e.must("exec", "box", "ls", "-A", c.dir); got != "" {
+			t.Errorf("cp - with esc -> %s: %s holds %q after the refusal, want nothing", c.link, c.dir, got)
+		}
+	}
+	if got := e.must("exec", "box", "sh", "-c", "ls /tmp; ls /"); strings.Contains(got, "pwned") {
+		t.Errorf("cp - wrote pwned through a link: %q", got)
+	}
+
+	// Cut short in the middle of a file: that file is not left half
+	// written, nor the entry before it.
+	whole := archive(entry{name: "a", data: "first\n"}, entry{name: "b", data: strings.Repeat("b", 4096)})
+	out, err := cp("/d5", whole[:512+512+512+1024])
+	if want := `cp: the archive was not extracted: its entry "b": the archive ends in the middle of an entry`; err == nil || strings.Count(out, "\n") > 0 || !strings.Contains(out, want) {
+		t.Errorf("cp - of a cut archive: %v\n%s\nwant one line with: %s", err, out, want)
+	}
+	if got := e.must("exec", "box", "ls", "-A", "/d5"); got != "" {
+		t.Errorf("cp - of a cut archive left %q", got)
+	}
+
+	// A relative link that climbs above the root resolves inside it.
+	if out, err := cp("/d6", archive(entry{name: "up", link: "../../../../../../tmp"}, entry{name: "up/inside", data: "in\n"})); err != nil {
+		t.Fatalf("cp - with up -> ../../../../../../tmp: %v: %s", err, out)
+	}
+	if got := e.must("exec", "box", "cat", "/tmp/inside"); got != "in" {
+		t.Fatalf("up/inside landed elsewhere than the container's /tmp/inside: %q", got)
+	}
+	if _, err := os.Stat("/tmp/inside"); err == nil {
+		t.Fatalf("cp - wrote the host's /tmp/inside")
+	}
 }
