@@ -65,12 +65,32 @@ func (b *builder) copyInputs(ctx context.Context, from string, sources []string)
 		for _, p := range found {
 			h, err := hashTree(t, p)
 			if err != nil {
-				return "", err
+				return "", sourceError(src, p, err)
 			}
 			parts = append(parts, p+" "+h)
 		}
 	}
 	return strings.Join(parts, "\n"), nil
+}
+
+// sourceError names, in an error about a symbolic link on the way to p,
+// the COPY source src as the user wrote it and the link relative to the
+// context; a link with an absolute target, or one climbing above the
+// context, is said to lead outside it.
+func sourceError(src, p string, err error) error {
+	var le *fstree.LinkError
+	if !errors.As(err, &le) || le.Path != p {
+		return err
+	}
+	le.Path, le.Link = src, strings.TrimPrefix(le.Link, "/")
+	if le.Link+"/" == strings.TrimPrefix(path.Clean(src), "./")+"/" {
+		le.Link = src
+	}
+	rel := path.Join(path.Dir(le.Link), le.Target)
+	if errors.Is(err, errdefs.ErrNotFound) && (path.IsAbs(le.Target) || rel == ".." || strings.HasPrefix(rel, "../")) {
+		le.Why = "is outside the build context (links are followed inside it)"
+	}
+	return le
 }
 
 // addInputs is copyInputs for ADD, whose URLs are fetched to be hashed.

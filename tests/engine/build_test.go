@@ -219,7 +219,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"syntax", "FROM " + base + "\nFOO bar\n", "Containerfile:2: unknown instruction: FOO", nil},
 		{"failing run", "FROM " + base + "\nRUN echo out-before-failure && exit 3\n", "Containerfile:2: RUN: /bin/sh -c echo out-before-failure && exit 3: exit status 3", nil},
 		{"outside", "FROM " + base + "\nCOPY ../host.txt /\n", "../host.txt is outside the build context", nil},
-		{"symlink out", "FROM " + base + "\nCOPY esc/host.txt /\n", "the build context has no /esc/host.txt", nil},
+		{"symlink out", "FROM " + base + "\nCOPY esc/host.txt /\n", "COPY: esc/host.txt goes through the symbolic link esc -> " + outside + ", which is outside the build context", nil},
 		{"target", "FROM " + base + " AS a\n", `has no stage named "nosuch"`, []string{"--target", "nosuch"}},
 		{"from", "FROM " + base + "\nCOPY --from=nosuch /x /\n", "--from=nosuch: no stage and no image of that name", nil},
 		{"missing", "FROM " + base + "\nCOPY nothere /\n", "the build context has no /nothere", nil},
