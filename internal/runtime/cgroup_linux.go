@@ -272,31 +272,24 @@ func defaultDeviceRules(*specs.Spec) []*devcfg.Rule {
 	return []*devcfg.Rule{{Type: devcfg.WildcardDevice, Major: devcfg.Wildcard, Minor: devcfg.Wildcard, Permissions: "rwm", Allow: false}}
 }
 
-// allowedDevices lets the container use the default devices and the ones
-// its spec creates.
-func allowedDevices(spec *specs.Spec) []*devcfg.Rule {
-	var rules []*devcfg.Rule
+// allowedDevices lets the container use the default devices, the
+// terminals, and mknod of any device node (which gives no access to it), as
+// runc's specconv.AllowedDevices does. The devices of linux.devices get no
+// rule of their own: the spec's linux.resources.devices decide, so that a
+// deny rule there holds for a device the container is given a node of.
+func allowedDevices(*specs.Spec) []*devcfg.Rule {
+	rules := []*devcfg.Rule{
+		{Type: devcfg.CharDevice, Major: devcfg.Wildcard, Minor: devcfg.Wildcard, Permissions: "m", Allow: true},
+		{Type: devcfg.BlockDevice, Major: devcfg.Wildcard, Minor: devcfg.Wildcard, Permissions: "m", Allow: true},
+	}
 	for _, d := range defaultDevices {
 		rules = append(rules, &devcfg.Rule{Type: devcfg.CharDevice, Major: d.Major, Minor: d.Minor, Permissions: "rwm", Allow: true})
 	}
 	// /dev/pts/* and /dev/ptmx.
-	rules = append(rules,
+	return append(rules,
 		&devcfg.Rule{Type: devcfg.CharDevice, Major: 136, Minor: devcfg.Wildcard, Permissions: "rwm", Allow: true},
 		&devcfg.Rule{Type: devcfg.CharDevice, Major: 5, Minor: 2, Permissions: "rwm", Allow: true},
 	)
-	if spec.Linux != nil {
-		for _, d := range spec.Linux.Devices {
-			t := devcfg.CharDevice
-			if d.Type == "b" {
-				t = devcfg.BlockDevice
-			}
-			if d.Type == "p" {
-				continue
-			}
-			rules = append(rules, &devcfg.Rule{Type: t, Major: d.Major, Minor: d.Minor, Permissions: "rwm", Allow: true})
-		}
-	}
-	return rules
 }
 
 // cgroupGone reports whether err means the cgroup no longer exists.

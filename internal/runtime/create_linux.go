@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -181,6 +182,12 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOptions, con
 	if pids, _ := cg.mgr.GetAllPids(); len(pids) > 0 {
 		cg = nil // not ours to remove
 		return nil, nil, fmt.Errorf("container %q: cgroup %s already holds processes %v (another container's?): %w", id, cgcfg.Path, pids, errdefs.ErrConflict)
+	}
+	// Init would stop on entering a frozen cgroup, and create wait for it
+	// forever; runc refuses such a cgroup too.
+	if st, err := cg.mgr.GetFreezerState(); err == nil && st == cgroups.Frozen {
+		cg = nil // not ours to remove
+		return nil, nil, fmt.Errorf("container %q: container's cgroup unexpectedly frozen (%s); thaw it or choose another linux.cgroupsPath: %w", id, cgcfg.Path, errdefs.ErrConflict)
 	}
 	rec.CgroupPaths = cg.paths()
 	rec.cg = cg

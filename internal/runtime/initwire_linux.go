@@ -277,6 +277,8 @@ func (cfg *initConfig) mounts(parent *wire, spec *specs.Spec) ([]byte, bool) {
 		w.str(m.Type)
 		w.str(o.data)
 		w.u64(uint64(o.flags))
+		w.u64(o.attrSet)
+		w.u64(o.attrClear)
 		w.u64(uint64(len(o.propagation)))
 		for _, p := range o.propagation {
 			w.u64(uint64(p))

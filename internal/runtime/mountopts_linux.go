@@ -13,6 +13,10 @@ type mountOpts struct {
 	propagation []uintptr
 	data        string
 	bind        bool
+	// attrSet and attrClear are MOUNT_ATTR_* flags applied to the mount
+	// and every mount below it (mount_setattr(2) with AT_RECURSIVE), from
+	// the recursive options ("rro", "rnosuid"…).
+	attrSet, attrClear uint64
 }
 
 var mountFlagTable = map[string]struct {
@@ -41,6 +45,23 @@ var propagationTable = map[string]uintptr{
 	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
+// recursiveTable holds the recursive options runc accepts: each sets or
+// clears a MOUNT_ATTR_* flag on a mount and all mounts below it.
+var recursiveTable = map[string]struct {
+	clear bool
+	attr  uint64
+}{
+	"rro": {false, unix.MOUNT_ATTR_RDONLY}, "rrw": {true, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid": {false, unix.MOUNT_ATTR_NOSUID}, "rsuid": {true, unix.MOUNT_ATTR_NOSUID},
+	"rnodev": {false, unix.MOUNT_ATTR_NODEV}, "rdev": {true, unix.MOUNT_ATTR_NODEV},
+	"rnoexec": {false, unix.MOUNT_ATTR_NOEXEC}, "rexec": {true, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime": {false, unix.MOUNT_ATTR_NODIRATIME}, "rdiratime": {true, unix.MOUNT_ATTR_NODIRATIME},
+	"rrelatime": {false, unix.MOUNT_ATTR_RELATIME}, "rnorelatime": {true, unix.MOUNT_ATTR_RELATIME},
+	"rnoatime": {false, unix.MOUNT_ATTR_NOATIME}, "ratime": {true, unix.MOUNT_ATTR_NOATIME},
+	"rstrictatime": {false, unix.MOUNT_ATTR_STRICTATIME}, "rnostrictatime": {true, unix.MOUNT_ATTR_STRICTATIME},
+	"rnosymfollow": {false, unix.MOUNT_ATTR_NOSYMFOLLOW}, "rsymfollow": {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
+}
+
 // ignoredOptions are accepted for compatibility with other runtimes'
 // configurations and have no effect here.
 var ignoredOptions = map[string]bool{"tmpcopyup": true, "notmpcopyup": true, "copy-symlink": true, "z": true, "Z": true}
@@ -60,6 +81,20 @@ func parseMountOptions(options []string) mountOpts {
 		}
 		if p, ok := propagationTable[opt]; ok {
 			o.propagation = append(o.propagation, p)
+			continue
+		}
+		if r, ok := recursiveTable[opt]; ok {
+			if r.clear {
+				o.attrSet &^= r.attr
+				o.attrClear |= r.attr
+			} else {
+				// mount_setattr(2) takes an atime mode only with the
+				// whole atime field cleared.
+				if r.attr&unix.MOUNT_ATTR__ATIME == r.attr {
+					o.attrClear |= unix.MOUNT_ATTR__ATIME
+				}
+				o.attrSet |= r.attr
+			}
 			continue
 		}
 		if ignoredOptions[opt] {

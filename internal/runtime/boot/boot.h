@@ -50,6 +50,7 @@ enum { CAP_SET_BOUNDING, CAP_SET_EFFECTIVE, CAP_SET_PERMITTED, CAP_SET_INHERITAB
 
 struct mnt {
 	uint64_t kind, flags, nprops, props[MOUNT_MAX_PROPS];
+	uint64_t attr_set, attr_clr; /* MOUNT_ATTR_* for the mount and those below it */
 	const char *src, *dest, *type, *data;
 };
 
@@ -105,6 +106,17 @@ int berth_send(int fd, int type, const void *payload, size_t n);
 void *berth_recv(int fd, int *type, size_t *n);
 void berth_expect(int fd, int type);
 void berth_decode(struct config *c, const unsigned char *p, size_t n);
+
+/* mountinfo.c */
+struct mountinfo {
+	char *point, *root, *fstype, *opts; /* root: the mount's root within its file system */
+};
+char *berth_read_file(const char *path);
+/* berth_mounts parses /proc/self/mountinfo into a list ended by a NULL
+ * point, or keeps why not in berth_err and returns NULL. */
+struct mountinfo *berth_mounts(void);
+int berth_make_parent_private(const char *path);
+int berth_detach_host_procfs(const char *root);
 
 /* rootfs.c */
 void berth_rootfs_prepare(struct config *c);

@@ -320,8 +320,10 @@ static void set_rlimits(struct config *c, int lower) {
 }
 
 static void load_seccomp(struct config *c) {
-	if (c->bpf_len == 0)
+	static int loaded;
+	if (c->bpf_len == 0 || loaded)
 		return;
+	loaded = 1;
 	if (c->bpf_len % sizeof(struct sock_filter) != 0 || c->bpf_len / sizeof(struct sock_filter) > 0xffff)
 		berth_die("seccomp: compiled filter of %zu bytes is malformed", c->bpf_len);
 	struct sock_filter *insns = malloc(c->bpf_len);
@@ -391,7 +393,8 @@ static void set_user(struct config *c) {
 
 /* prepare_process does everything short of exec: limits, privileges, user,
  * working directory. Seccomp is loaded here unless no_new_privs lets it
- * wait until just before exec. It returns the program's path. */
+ * wait until just before the startContainer hooks and exec. It returns the
+ * program's path. */
 static char *prepare_process(struct config *c, char ***env) {
 	if (syscall(SYS_close_range, 3 + c->preserve_fds, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
 		berth_die("close descriptors: %s", (berth_fail("close_range"), berth_err));
@@ -412,11 +415,23 @@ static char *prepare_process(struct config *c, char ***env) {
 	} else {
 		load_seccomp(c);
 	}
+	/* The working directory is entered with the runtime's privileges, as
+	 * runc does, so that a directory the process's user cannot search
+	 * (a root-owned 0700 cwd for a non-root user, or one an exec --user 0
+	 * without CAP_DAC_OVERRIDE could not enter) still works; only when
+	 * that is refused is it tried again as the process's user, who may
+	 * own it (a volume chowned to the container's user). */
+	int cwd_later = 0;
+	if (chdir(c->cwd) < 0) {
+		if (errno != EACCES && errno != EPERM)
+			berth_die("process.cwd %s: %s", c->cwd, (berth_fail("chdir"), berth_err));
+		cwd_later = 1;
+	}
 	apply_caps(c, 1);
 	set_user(c);
-	apply_caps(c, 0);
-	if (chdir(c->cwd) < 0)
+	if (cwd_later && chdir(c->cwd) < 0)
 		berth_die("process.cwd %s: %s", c->cwd, (berth_fail("chdir"), berth_err));
+	apply_caps(c, 0);
 	return argv0;
 }
 
@@ -500,6 +515,11 @@ static void create(struct config *c, int sync, int listener, int console) {
 	close(listener);
 	close(sync);
 	berth_errfd = conn;
+	/* startContainer hooks run as part of the container's process, under
+	 * its seccomp filter, as with runc: with no_new_privs the filter,
+	 * otherwise loaded last before exec, is loaded now. */
+	if (c->flags & F_NO_NEW_PRIVS)
+		load_seccomp(c);
 	run_hooks("startContainer", c->start_hooks, c->nstart_hooks, c->state_created);
 	exec_process(c, argv0, env);
 }

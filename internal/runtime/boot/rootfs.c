@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
@@ -276,6 +277,80 @@ static int after(int t, const char *dest, unsigned long flags, const struct mnt 
 	return r;
 }
 
+/* recursive applies the recursive options (rro, rnosuid…) to the mount
+ * just made on the directory t refers to and to every mount below it. A
+ * kernel without mount_setattr(2) cannot, and the mount is refused rather
+ * than left writable. */
+static int recursive(int t, const char *dest, const struct mnt *m) {
+	if (m->attr_set == 0 && m->attr_clr == 0)
+		return 0;
+	int fd = reopen_mounted(t, dest);
+	if (fd < 0)
+		return -1;
+	struct mount_attr attr = {.attr_set = m->attr_set, .attr_clr = m->attr_clr};
+	int r = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+	int e = errno;
+	close(fd);
+	if (r < 0 && e == ENOSYS)
+		return berth_failx("recursive mount options (rro, rnosuid…) need Linux 5.12 or later");
+	errno = e;
+	return r < 0 ? berth_fail("apply recursive mount options") : 0;
+}
+
+/* ordinary_dir refuses to mount proc or sysfs (fs) other than on a
+ * directory of the image reached through no symlink, as runc does: an
+ * image whose /proc is a symlink would otherwise get the mount elsewhere,
+ * and the masked and read-only paths under /proc would cover nothing. */
+static int ordinary_dir(const char *dest, const char *fs) {
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
+	int fd = (int)syscall(SYS_openat2, root_fd, dest, &how, sizeof how);
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* made as a directory next */
+	if (fd < 0 && errno == ELOOP)
+		return berth_failx("filesystem %s must be mounted on ordinary directory, and %s in the image is or goes through a symlink", fs, dest);
+	if (fd < 0)
+		return berth_fail("open %s in the root", dest);
+	struct stat st;
+	int r = fstat(fd, &st);
+	close(fd);
+	if (r < 0)
+		return berth_fail("stat %s", dest);
+	if (!S_ISDIR(st.st_mode))
+		return berth_failx("filesystem %s must be mounted on ordinary directory, and %s in the image is not a directory", fs, dest);
+	return 0;
+}
+
+/* proc_dest refuses a mount on the container's /proc that is not a proc
+ * file system (a bind of one is), and one inside /proc except on the files
+ * lxcfs emulates, as runc's checkProcMount does: an image could otherwise
+ * put its own files over /proc/self/… or /proc/sys/…. t is the resolved
+ * destination, src the bind source or NULL. */
+static int proc_dest(int t, const char *dest, const char *src) {
+	static const char *lxcfs[] = {"cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo", "net/dev", NULL};
+	char real[PATH_MAX];
+	struct fdpath p = fdpath(t);
+	ssize_t n = readlink(p.s, real, sizeof real - 1);
+	if (n < 0)
+		return berth_fail("readlink %s", dest);
+	real[n] = '\0';
+	size_t rl = strlen(root_path);
+	if (strncmp(real, root_path, rl) != 0 || strncmp(real + rl, "/proc", 5) != 0)
+		return 0;
+	const char *rest = real + rl + 5;
+	if (*rest == '\0') {
+		struct statfs fs;
+		if (src != NULL && statfs(src, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC)
+			return 0;
+		return berth_failx("only a proc file system can be mounted on /proc");
+	}
+	if (*rest != '/')
+		return 0; /* /procfoo */
+	for (const char **ok = lxcfs; *ok; ok++)
+		if (strcmp(rest + 1, *ok) == 0)
+			return 0;
+	return berth_failx("%s is inside /proc, where only lxcfs's files (/proc/cpuinfo, /proc/meminfo…) can be mounted over", dest);
+}
+
 static int bind_mount(const struct mnt *m) {
 	struct stat st;
 	if (stat(m->src, &st) < 0)
@@ -283,20 +358,34 @@ static int bind_mount(const struct mnt *m) {
 	int t = mount_target(m->dest, !S_ISDIR(st.st_mode));
 	if (t < 0)
 		return -1;
+	if (proc_dest(t, m->dest, m->src) < 0) {
+		close(t);
+		return -1;
+	}
 	struct fdpath p = fdpath(t);
 	int r = mount(m->src, p.s, "", MS_BIND | (m->flags & MS_REC), "");
 	if (r < 0)
 		r = berth_fail("bind %s", m->src);
 	else
 		r = after(t, m->dest, m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT), m);
+	if (r == 0)
+		r = recursive(t, m->dest, m);
 	close(t);
 	return r;
 }
 
 static int plain_mount(const struct mnt *m, int new_user) {
+	int kernelfs = strcmp(m->type, "proc") == 0 || strcmp(m->type, "sysfs") == 0;
+	if (kernelfs && ordinary_dir(m->dest, m->type) < 0)
+		return -1;
 	int t = mount_target(m->dest, 0);
 	if (t < 0)
 		return -1;
+	/* A tmpfs or mqueue there can only hide what is below. */
+	if (!kernelfs && strcmp(m->type, "tmpfs") != 0 && strcmp(m->type, "mqueue") != 0 && proc_dest(t, m->dest, NULL) < 0) {
+		close(t);
+		return -1;
+	}
 	struct fdpath p = fdpath(t);
 	const char *src = m->src[0] ? m->src : m->type;
 	int r = mount(src, p.s, m->type, m->flags, m->data);
@@ -315,109 +404,10 @@ static int plain_mount(const struct mnt *m, int new_user) {
 		r = after(t, m->dest, again, NULL);
 	if (r == 0)
 		r = after(t, m->dest, 0, m);
+	if (r == 0)
+		r = recursive(t, m->dest, m);
 	close(t);
 	return r;
-}
-
-/* Mount information. */
-
-static char *read_file(const char *path) {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	size_t cap = 16384, n = 0;
-	char *b = malloc(cap);
-	for (;;) {
-		if (b == NULL)
-			berth_die("out of memory");
-		ssize_t r = read(fd, b + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n + 1 == cap)
-			b = realloc(b, cap *= 2);
-	}
-	close(fd);
-	b[n] = '\0';
-	return b;
-}
-
-static void unescape(char *s) {
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
-struct mountinfo {
-	char *point, *fstype, *opts;
-};
-
-/* mounts parses /proc/self/mountinfo into a list ended by a NULL point. */
-static struct mountinfo *mounts(void) {
-	char *b = read_file("/proc/self/mountinfo");
-	if (b == NULL) {
-		berth_fail("read /proc/self/mountinfo");
-		return NULL;
-	}
-	size_t n = 0, cap = 64;
-	struct mountinfo *v = malloc(cap * sizeof *v);
-	for (char *save = NULL, *line = strtok_r(b, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		char *sep = strstr(line, " - ");
-		if (sep == NULL)
-			continue;
-		*sep = '\0';
-		char *f[5] = {0}, *s2 = NULL;
-		int i = 0;
-		for (char *t = strtok_r(line, " ", &s2); t != NULL && i < 5; t = strtok_r(NULL, " ", &s2))
-			f[i++] = t;
-		char *post[3] = {0};
-		i = 0;
-		for (char *t = strtok_r(sep + 3, " ", &s2); t != NULL && i < 3; t = strtok_r(NULL, " ", &s2))
-			post[i++] = t;
-		if (f[4] == NULL || post[2] == NULL)
-			continue;
-		if (n + 1 >= cap)
-			v = realloc(v, (cap *= 2) * sizeof *v);
-		if (v == NULL)
-			berth_die("out of memory");
-		unescape(f[4]);
-		v[n++] = (struct mountinfo){f[4], post[0], post[2]};
-	}
-	if (v == NULL)
-		berth_die("out of memory");
-	v[n].point = NULL;
-	return v;
-}
-
-/* make_parent_private makes the mount holding path private: pivot_root
- * refuses a new root whose parent mount is shared. */
-static int make_parent_private(const char *path) {
-	struct mountinfo *mi = mounts();
-	if (mi == NULL)
-		return -1;
-	const char *best = "/";
-	size_t blen = 1;
-	for (struct mountinfo *m = mi; m->point != NULL; m++) {
-		size_t l = strlen(m->point);
-		while (l > 1 && m->point[l - 1] == '/')
-			l--;
-		if (l > blen && strncmp(path, m->point, l) == 0 && (path[l] == '\0' || path[l] == '/')) {
-			best = m->point;
-			blen = l;
-		}
-	}
-	if (mount("", best, "", MS_PRIVATE, "") < 0)
-		return berth_fail("make %s private", best);
-	return 0;
 }
 
 /* Cgroups. */
@@ -466,7 +456,7 @@ static int cgroup_v1(const struct mnt *m, int cgroupns, char *own);
  * with v2 it is a cgroup2 mount (or a bind of the container's cgroup when
  * there is no cgroup namespace). */
 static int cgroup_mount(const struct mnt *m, int cgroupns) {
-	char *own = read_file("/proc/self/cgroup");
+	char *own = berth_read_file("/proc/self/cgroup");
 	if (own == NULL)
 		return berth_fail("read /proc/self/cgroup");
 	int t = mount_target(m->dest, 0);
@@ -478,8 +468,9 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 	if (v2 != NULL && strchr(own, '\n') == strrchr(own, '\n')) { /* one line: cgroup v2 */
 		if (cgroupns) {
 			r = mount("cgroup2", p.s, "cgroup2", m->flags, NULL);
+			r = r < 0 ? berth_fail("mount cgroup2") : recursive(t, m->dest, m);
 			close(t);
-			return r < 0 ? berth_fail("mount cgroup2") : 0;
+			return r;
 		}
 		char src[PATH_MAX];
 		if (pathf(src, sizeof src, "/sys/fs/cgroup%s", v2) < 0) {
@@ -491,6 +482,8 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 			r = berth_fail("bind %s", src);
 		else
 			r = after(t, m->dest, m->flags, NULL);
+		if (r == 0)
+			r = recursive(t, m->dest, m);
 		close(t);
 		return r;
 	}
@@ -501,6 +494,8 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
 		berth_fail("mount tmpfs");
 	if (r == 0 && (m->flags & MS_RDONLY))
 		r = after(t, m->dest, m->flags, NULL);
+	if (r == 0)
+		r = recursive(t, m->dest, m);
 	close(t);
 	return r;
 }
@@ -509,7 +504,7 @@ static int cgroup_mount(const struct mnt *m, int cgroupns) {
  * tmpfs at m->dest. */
 static int cgroup_v1(const struct mnt *m, int cgroupns, char *own) {
 	int r;
-	struct mountinfo *mi = mounts();
+	struct mountinfo *mi = berth_mounts();
 	if (mi == NULL)
 		return -1;
 	for (struct mountinfo *h = mi; h->point != NULL; h++) {
@@ -651,7 +646,7 @@ void berth_rootfs_prepare(struct config *c) {
 		berth_die("root.path %s: %s", c->rootfs, (berth_fail("resolve"), berth_err));
 	if (mount("", "/", "", c->root_propagation, "") < 0)
 		berth_die("make / private or slave: %s", (berth_fail("mount"), berth_err));
-	if (make_parent_private(root_path) < 0)
+	if (berth_make_parent_private(root_path) < 0)
 		berth_die("%s", berth_err);
 	if (mount(root_path, root_path, "", MS_BIND | MS_REC, "") < 0)
 		berth_die("bind root %s: %s", root_path, (berth_fail("mount"), berth_err));
@@ -681,6 +676,8 @@ void berth_rootfs_pivot(struct config *c) {
 	if (chdir(root_path) < 0)
 		berth_die("chdir root: %s", (berth_fail("chdir"), berth_err));
 	if (c->flags & F_NO_PIVOT) {
+		if (berth_detach_host_procfs(root_path) < 0)
+			berth_die("--no-pivot: %s", berth_err);
 		if (mount(root_path, "/", "", MS_MOVE, "") < 0)
 			berth_die("move root: %s", (berth_fail("mount"), berth_err));
 		if (chroot(".") < 0)

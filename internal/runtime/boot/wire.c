@@ -214,7 +214,7 @@ void berth_decode(struct config *c, const unsigned char *p, size_t n) {
 	c->root_propagation = u64(&r);
 	c->final_propagation = u64(&r);
 
-	c->nmounts = count(&r, 9 * 4 + 8 * 3);
+	c->nmounts = count(&r, 9 * 4 + 8 * 5);
 	c->mounts = array(c->nmounts, sizeof *c->mounts);
 	for (size_t i = 0; i < c->nmounts; i++) {
 		struct mnt *m = &c->mounts[i];
@@ -224,6 +224,8 @@ void berth_decode(struct config *c, const unsigned char *p, size_t n) {
 		m->type = str(&r);
 		m->data = str(&r);
 		m->flags = u64(&r);
+		m->attr_set = u64(&r);
+		m->attr_clr = u64(&r);
 		m->nprops = u64(&r);
 		if (m->nprops > sizeof m->props / sizeof m->props[0])
 			corrupt();
