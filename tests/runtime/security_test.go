@@ -218,7 +218,8 @@ func TestFrozenCgroupRefused(t *testing.T) {
 	e.saveSpec()
 	for _, args := range [][]string{{"run", "-d"}, {"create"}} {
 		r := e.rtGuarded(append(args, "--bundle", e.bundle, e.id("frozen"))...)
-		if r.code == 0 || !strings.Contains(r.stderr, "cgroup unexpectedly frozen") {
+		// 1, runc's status for a failure, which the suite checks.
+		if r.code != 1 || !strings.Contains(r.stderr, "cgroup unexpectedly frozen") {
 			t.Errorf("%s in a frozen cgroup: exit %d stderr %q", args[0], r.code, r.stderr)
 		}
 	}

@@ -24,6 +24,7 @@ func newRuntimeExec(g *runtimeGlobals) *cobra.Command {
 		Short: "Run a new process inside a running container",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.failStatus = 255
 			id := args[0]
 			var p *specs.Process
 			if processFile != "" {

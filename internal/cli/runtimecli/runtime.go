@@ -28,6 +28,7 @@ type runtimeGlobals struct {
 	debug         bool
 	systemdCgroup bool
 	rt            *runtime.Runtime
+	failStatus    int // the exit status of a failure, if not 1
 	logger        *slog.Logger
 }
 
@@ -58,6 +59,14 @@ func execute(cmd *cobra.Command, args []string, name string, g *runtimeGlobals) 
 		g.logger.Error(err.Error())
 	}
 	fmt.Fprintln(os.Stderr, name+": "+err.Error())
+	if g != nil {
+		// runc's exit statuses, which its callers and suite expect: 1 for
+		// a failure, 255 for exec's own.
+		if g.failStatus != 0 {
+			return g.failStatus
+		}
+		return 1
+	}
 	return errdefs.ExitCode(err)
 }
 
