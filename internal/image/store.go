@@ -175,14 +175,8 @@ func (s *Store) add(ctx context.Context, img v1.Image, names []string, repoDiges
 			defer close(committed[i])
 			sem <- struct{}{}
 			meta := rec.Layers[i]
-			err := s.fetchLayer(l, meta, progress)
-			switch {
-			case err != nil:
-			case !s.snaps.Has(meta.ChainID):
-				staged[i], usage[i], err = s.stageLayer(ctx, meta) // checks the DiffID
-			case !known[[2]digest.Digest{meta.Digest, meta.DiffID}]:
-				err = s.verifyDiffID(ctx, meta) // no unpacking to check it
-			}
+			var err error
+			staged[i], usage[i], err = s.prepareLayer(ctx, l, meta, known[[2]digest.Digest{meta.Digest, meta.DiffID}], bigLayer(rec.Layers, i), progress)
 			<-sem
 			if staged[i] != "" {
 				defer os.RemoveAll(staged[i])

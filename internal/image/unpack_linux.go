@@ -81,6 +81,12 @@ type LayerStats struct {
 // CAP_SYS_ADMIN (trusted.* extended attributes) and CAP_FOWNER. It also
 // needs Linux 5.6 (openat2) and /proc for extended attributes.
 func ApplyLayer(ctx context.Context, dir string, r io.Reader) (LayerStats, error) {
+	return applyLayer(ctx, dir, r, false)
+}
+
+// applyLayer is ApplyLayer, reading r, inflating and hashing in a
+// goroutine of their own if readahead is set (see unpackReadahead).
+func applyLayer(ctx context.Context, dir string, r io.Reader, readahead bool) (LayerStats, error) {
 	stream, closeStream, err := unpackDecompress(r)
 	if err != nil {
 		return LayerStats{}, err
@@ -93,7 +99,13 @@ func ApplyLayer(ctx context.Context, dir string, r io.Reader) (LayerStats, error
 	defer u.close()
 
 	digester := digest.SHA256.Digester()
-	counted := &unpackCounter{ctx: ctx, r: io.TeeReader(stream, digester.Hash())}
+	var src io.Reader = io.TeeReader(stream, digester.Hash())
+	if readahead {
+		ra := newUnpackReadahead(src)
+		defer ra.stop() // before closeStream
+		src = ra
+	}
+	counted := &unpackCounter{ctx: ctx, r: src}
 	if err := u.unpack(ctx, tar.NewReader(counted)); err != nil {
 		return LayerStats{}, err
 	}
