@@ -2,7 +2,7 @@
 // it) into a multi-layer OCI image for the pull benchmark, and pushes that
 // image to a registry.
 //
-//	mkimage -rootfs ROOTFS.tar -layout DIR [-cmd 'nginx -g "daemon off;"']
+//	mkimage -rootfs ROOTFS.tar -layout DIR [-split four|one-large] [-cmd 'nginx -g "daemon off;"']
 //	mkimage -layout DIR -push 127.0.0.1:5000/bench/nginx:1
 //
 // With -rootfs, the image is written as an OCI image layout in DIR unless
@@ -16,6 +16,15 @@
 //  2. usr/lib/x86_64-linux-gnu (shared libraries, perl)
 //  3. usr/share
 //  4. usr/lib/python3* (python's standard library)
+//
+// With -split one-large, the image is instead one large layer holding most
+// of the bytes and three small ones on top, the shape of an image built
+// FROM a fat base with a few steps of its own:
+//
+//  1. everything not below
+//  2. etc
+//  3. var
+//  4. usr/sbin
 //
 // Every layer repeats the directory entries of its files' parents, with
 // their original owner and mode, and a hard link goes into its target's
@@ -49,8 +58,19 @@ import (
 // groups names the layers; group returns an entry's index in it.
 var groups = []string{"base", "usr/lib/x86_64-linux-gnu", "usr/share", "usr/lib/python3*"}
 
+// oneLarge is set by -split one-large.
+var oneLarge bool
+
 func group(p string) int {
 	under := func(dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	if oneLarge {
+		for i, g := range groups[1:] {
+			if under(g) {
+				return i + 1
+			}
+		}
+		return 0
+	}
 	switch {
 	case under("usr/lib/x86_64-linux-gnu"):
 		return 1
@@ -66,8 +86,18 @@ func main() {
 	rootfs := flag.String("rootfs", "", "root file system tarball to make the image from (skipped if -layout holds an image)")
 	dir := flag.String("layout", "", "OCI image layout directory (the cache)")
 	push := flag.String("push", "", "reference to push the image to, over plain HTTP")
+	split := flag.String("split", "four", "how -rootfs is split into layers: four (of similar size) or one-large (one large layer, three small ones)")
 	cmd := flag.String("cmd", "nginx -g 'daemon off;'", "the image's command, as a shell would split it (only simple quoting)")
 	flag.Parse()
+	switch *split {
+	case "four":
+	case "one-large":
+		oneLarge = true
+		groups = []string{"base", "etc", "var", "usr/sbin"}
+	default:
+		fmt.Fprintf(os.Stderr, "mkimage: -split %q: want four or one-large\n", *split)
+		os.Exit(2)
+	}
 	if *dir == "" || (*rootfs == "" && *push == "") || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
