@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -63,58 +64,111 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		}
 		p.User = tmp.Process.User
 	}
-	tmp, err := os.CreateTemp(e.dir(c.ID), ".exec-*.json")
-	if err != nil {
-		return -1, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := json.NewEncoder(tmp).Encode(&p); err != nil {
-		tmp.Close()
-		return -1, err
-	}
-	tmp.Close()
-	args := []string{"exec", "--process", tmp.Name()}
-	if o.Detach {
-		args = append(args, "--detach")
-	}
 	var ln *net.UnixListener
+	var sock string
 	if o.Tty {
 		d, err := os.MkdirTemp("", "berth-exec")
 		if err != nil {
 			return -1, err
 		}
 		defer os.RemoveAll(d)
-		sock := filepath.Join(d, "console.sock")
+		sock = filepath.Join(d, "console.sock")
 		if ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
 			return -1, err
 		}
 		defer ln.Close()
+	}
+	// Whatever way this returns, the process is not left behind unwaited.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan execResult, 1)
+	if c.Host.Runtime == "" {
+		go func() { done <- e.execOwn(ctx, c, &p, sock, o) }()
+	} else if err := e.execRuntime(ctx, c, &p, sock, o, done); err != nil {
+		return -1, err
+	}
+	if o.Tty {
+		if err := e.execTerminal(c, ln, o, done); err != nil {
+			return -1, err
+		}
+	}
+	r := <-done
+	if r.err != nil {
+		return -1, commandError(fmt.Errorf("exec in %s: %w", c.Name, r.err))
+	}
+	return r.status, nil
+}
+
+// execResult is how an exec ended: the process's exit status, or why it
+// did not run.
+type execResult struct {
+	status int
+	err    error
+}
+
+// execOwn runs the process through berth's own runtime, in this process,
+// so that its failures keep their class: a command that is not there or
+// cannot be executed is told from one that exits 127 or 126 itself.
+func (e *Engine) execOwn(ctx context.Context, c *Container, p *specs.Process, sock string, o ExecOptions) execResult {
+	ro := runtime.ExecOptions{Process: p, Detach: o.Detach, ConsoleSocket: sock,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}
+	// A stream the caller does not give is empty, not this process's.
+	for _, f := range []**os.File{&ro.Stdin, &ro.Stdout, &ro.Stderr} {
+		if *f == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return execResult{-1, err}
+			}
+			defer null.Close()
+			*f = null
+		}
+	}
+	status, err := e.OwnRuntime(c).Exec(ctx, c.ID, ro)
+	return execResult{status, err}
+}
+
+// execRuntime runs the process through the container's other runtime
+// (runc's command line) and sends how it ended to done. Such a runtime
+// exits with the process's status, and with its own when it fails.
+func (e *Engine) execRuntime(ctx context.Context, c *Container, p *specs.Process, sock string, o ExecOptions, done chan<- execResult) error {
+	tmp, err := os.CreateTemp(e.dir(c.ID), ".exec-*.json")
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(tmp).Encode(p); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Close()
+	args := []string{"exec", "--process", tmp.Name()}
+	if o.Detach {
+		args = append(args, "--detach")
+	}
+	if sock != "" {
 		args = append(args, "--console-socket", sock)
 	}
 	cmd := e.RuntimeCmd(ctx, c, append(args, c.ID)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
+		os.Remove(tmp.Name())
+		return fmt.Errorf("exec in %s: %w", c.Name, err)
 	}
-	if o.Tty {
-		if err := e.execTerminal(c, ln, o); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return -1, err
-		}
-	}
-	if err := cmd.Wait(); err != nil {
+	go func() {
+		defer os.Remove(tmp.Name())
+		err := cmd.Wait()
 		if ee, ok := err.(interface{ ExitCode() int }); ok && ee.ExitCode() >= 0 {
-			return ee.ExitCode(), nil
+			done <- execResult{ee.ExitCode(), nil}
+			return
 		}
-		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
-	}
-	return 0, nil
+		done <- execResult{0, err}
+	}()
+	return nil
 }
 
 // execTerminal takes the terminal the runtime sends over ln and serves
 // it until the process is done with it.
-func (e *Engine) execTerminal(c *Container, ln *net.UnixListener, o ExecOptions) error {
+func (e *Engine) execTerminal(c *Container, ln *net.UnixListener, o ExecOptions, done chan execResult) error {
 	type result struct {
 		master *os.File
 		err    error
@@ -148,6 +202,10 @@ func (e *Engine) execTerminal(c *Container, ln *net.UnixListener, o ExecOptions)
 	var r result
 	select {
 	case r = <-got:
+	case ended := <-done:
+		// The process ended, or never ran, before it had a terminal.
+		done <- ended
+		return nil
 	case <-time.After(10 * time.Second):
 		r.err = fmt.Errorf("the runtime sent no terminal")
 	}

@@ -61,7 +61,7 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *os.File) (*Conta
 		if c.Host.AutoRemove {
 			e.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true})
 		}
-		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+		return nil, commandError(fmt.Errorf("start %s: %w", c.Name, err))
 	}
 	return c, nil
 }
