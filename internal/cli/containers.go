@@ -170,6 +170,8 @@ func attachStreams(ctx context.Context, conn net.Conn, e *container.Engine, id s
 			}()
 			s.Resize = resize
 		}
+		// After SetRaw, which turns output translation back on.
+		defer rawOutput(os.Stdout)()
 	} else {
 		// Docker's --sig-proxy: what would stop this command goes to the
 		// container instead.
@@ -427,4 +429,24 @@ func newContainerMonitor(g *globals) *cobra.Command {
 			return monitor.Run(cmd.Context(), e, args[0])
 		},
 	}
+}
+
+// rawOutput stops the terminal f, if it is one, from translating what is
+// written to it (OPOST: a newline into a carriage return and a newline)
+// until the function it returns is called. A container's terminal has
+// translated its program's output already; a second translation would end
+// its lines with "\r\r\n". (containerd/console's SetRaw leaves OPOST
+// on, for the command's own messages, so raw input does not do it.)
+func rawOutput(f *os.File) (restore func()) {
+	fd := int(f.Fd())
+	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	raw := *saved
+	raw.Oflag &^= unix.OPOST
+	if unix.IoctlSetTermios(fd, unix.TCSETS, &raw) != nil {
+		return func() {}
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, saved) }
 }

@@ -335,6 +335,7 @@ func relayTerminal(master *os.File, interactive bool) {
 			defer cur.Reset()
 		}
 	}
+	defer rawOutput(os.Stdout)()
 	if interactive {
 		go io.Copy(master, os.Stdin)
 	}

@@ -264,3 +264,50 @@ func TestLogRotationAndUlimits(t *testing.T) {
 		t.Fatalf("ulimit inside: %q", got)
 	}
 }
+
+// TestTerminalLineEnds runs run -t, run -it, exec -t and exec -it on a
+// terminal: a line ends with "\r\n" once, as with Docker and Podman (the
+// container's terminal translates the newline; berth's must not again,
+// which gave "\r\r\n").
+func TestTerminalLineEnds(t *testing.T) {
+	e := newEnv(t)
+	img := e.busybox()
+	e.must("run", "-d", "--name", "box", "--network", "none", img, "sleep", "600")
+	for _, args := range [][]string{
+		{"run", "--rm", "-t", "--network", "none", img},
+		{"run", "--rm", "-it", "--network", "none", img},
+		{"exec", "-t", "box"},
+		{"exec", "-it", "box"},
+	} {
+		pty, slavePath, err := console.NewPty()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
+		if err != nil {
+			pty.Close()
+			t.Fatal(err)
+		}
+		cmd := e.cmd(append(args, "echo", "hi")...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var out []byte
+		buf := make([]byte, 256)
+		for {
+			n, err := pty.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil { // EIO once berth has gone
+				break
+			}
+		}
+		cmd.Wait()
+		pty.Close()
+		if got := strings.TrimPrefix(string(out), "^@"); got != "hi\r\n" {
+			t.Errorf("berth %s echo hi on a terminal: %q, want %q", strings.Join(args, " "), got, "hi\r\n")
+		}
+	}
+}
