@@ -287,7 +287,7 @@ func newExec(g *globals) *cobra.Command {
 				return err
 			}
 			o := container.ExecOptions{Args: args[1:], User: user, Workdir: workdir, Tty: tty, Detach: detach,
-				Stdout: os.Stdout, Stderr: os.Stderr}
+				Stdout: os.Stdout, Stderr: os.Stderr, InProcess: true}
 			for _, kv := range env {
 				v, ok, err := container.ParseEnv(kv)
 				if err != nil {

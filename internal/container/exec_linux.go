@@ -31,6 +31,14 @@ type ExecOptions struct {
 	// Terminal, with Tty, receives the pty master and returns once the
 	// process is done with it.
 	Terminal func(master *os.File)
+	// InProcess runs the process through berth's own runtime in this
+	// process rather than in a runtime process, so that a command that is
+	// not there or cannot be executed (127, 126) and the runtime's other
+	// failures are told from the program's own exit status. It is for a
+	// command that exits after the exec (berth exec): the runtime joins the
+	// container's namespaces and forwards signals from this process, which
+	// a long-lived one (the agent's probes) must not risk.
+	InProcess bool
 }
 
 // Exec runs a process in the running container ref names and returns its
@@ -82,7 +90,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan execResult, 1)
-	if c.Host.Runtime == "" {
+	if o.InProcess && c.Host.Runtime == "" {
 		go func() { done <- e.execOwn(ctx, c, &p, sock, o) }()
 	} else if err := e.execRuntime(ctx, c, &p, sock, o, done); err != nil {
 		return -1, err
