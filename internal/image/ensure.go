@@ -47,14 +47,15 @@ func (s *Store) Ensure(ctx context.Context, name string, policy PullPolicy, o Pu
 	if policy == "" {
 		policy = PullMissing
 	}
-	img, err := s.Get(name)
+	img, getErr := s.Get(name)
+	err := getErr
 	switch {
 	case err == nil && policy != PullAlways:
 		return img, nil
 	case err != nil && !errors.Is(err, errdefs.ErrNotFound):
 		return nil, err
 	case err != nil && policy == PullNever:
-		return nil, fmt.Errorf("image %s is not here and the pull policy is never: %w", name, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("%w, and the pull policy is never", err)
 	}
 	ref, err := ParseReference(name)
 	if err != nil {
@@ -68,6 +69,10 @@ func (s *Store) Ensure(ctx context.Context, name string, policy PullPolicy, o Pu
 	pulled, err := s.Pull(ctx, ref, o)
 	if err != nil {
 		if img == nil {
+			var nf *notFoundError
+			if errors.As(getErr, &nf) && nf.others != "" {
+				return nil, fmt.Errorf("image %s is not here (%s) and could not be pulled: %w", name, nf.others, err)
+			}
 			return nil, fmt.Errorf("image %s is not here and could not be pulled: %w", name, err)
 		}
 		return nil, fmt.Errorf("image %s could not be pulled: %w", name, err)

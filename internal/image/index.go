@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -128,49 +127,10 @@ func tagsOf(tx *bolt.Tx, id digest.Digest) []string {
 	return names
 }
 
-// resolve finds the image that s names: a tag or digest reference, a full
-// image ID (sha256:HEX or HEX) or a unique prefix of at least 4 hex digits.
+// resolve finds the image that s names (see lookup).
 func resolve(tx *bolt.Tx, s string) (*Image, error) {
-	ref, parseErr := ParseReference(s)
-	if parseErr == nil {
-		if id := tx.Bucket(bucketTags).Get([]byte(ref.String())); id != nil {
-			return getImage(tx, digest.Digest(id))
-		}
-		if d := ref.Digest(); d != "" {
-			var found *Image
-			tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-				img, err := getImage(tx, digest.Digest(k))
-				if err == nil && (img.Manifest.String() == d || contains(img.RepoDigests, ref.String())) {
-					found = img
-				}
-				return nil
-			})
-			if found != nil {
-				return found, nil
-			}
-		}
-	}
-	hex := strings.TrimPrefix(s, "sha256:")
-	if len(hex) >= 4 && isHex(hex) {
-		var matches []digest.Digest
-		tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
-			if strings.HasPrefix(digest.Digest(k).Encoded(), hex) {
-				matches = append(matches, digest.Digest(k))
-			}
-			return nil
-		})
-		switch len(matches) {
-		case 1:
-			return getImage(tx, matches[0])
-		case 0:
-		default:
-			return nil, fmt.Errorf("image ID prefix %q matches %d images; give more digits: %w", s, len(matches), errdefs.ErrInvalidArgument)
-		}
-	}
-	if parseErr != nil && !isHex(hex) {
-		return nil, parseErr
-	}
-	return nil, fmt.Errorf("image %q: %w", s, errdefs.ErrNotFound)
+	f, err := lookup(tx, s)
+	return f.img, err
 }
 
 func isHex(s string) bool {

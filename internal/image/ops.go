@@ -92,18 +92,14 @@ func (s *Store) Remove(name string, force bool) (untagged []string, deleted dige
 		return nil, "", err
 	}
 	err = s.index.update(func(tx *bolt.Tx) error {
-		img, err := resolve(tx, name)
+		f, err := lookup(tx, name)
 		if err != nil {
 			return err
 		}
-		tags := tx.Bucket(bucketTags)
-		byTag := false
-		if ref, err := ParseReference(name); err == nil && tags.Get([]byte(ref.String())) != nil {
-			byTag = true
-			if len(img.Names) > 1 {
-				untagged = []string{ref.String()}
-				return tags.Delete([]byte(ref.String()))
-			}
+		img, tags, byTag := f.img, tx.Bucket(bucketTags), f.tag != ""
+		if byTag && len(img.Names) > 1 {
+			untagged = []string{f.tag}
+			return tags.Delete([]byte(f.tag))
 		}
 		if !byTag && len(img.Names) > 1 && !force {
 			return fmt.Errorf("image %s has several names (%v); remove them one by one or use --force: %w", img.ID.Encoded()[:12], img.Names, errdefs.ErrConflict)
